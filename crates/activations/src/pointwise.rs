@@ -1,0 +1,206 @@
+//! The scalar functions of part 1 and their derivatives, one formula each.
+
+use crate::Scalar;
+
+/// Value of [`relu_prime`] at `x = 0`, where ReLU has no derivative.
+///
+/// Any value in the subdifferential `[0, 1]` is a valid subgradient; the homework's Heaviside
+/// would give `H(0) = 1/2`. We use `0`, as PyTorch does, so that a unit sitting exactly at 0
+/// passes no gradient (sparse, "dead" units stay dead) and so that retroprop and PyTorch agree
+/// bit for bit on inputs that hit 0 (common after a ReLU feeds a max-pool, or with zero padding).
+pub const RELU_PRIME_AT_ZERO: f64 = 0.0;
+
+/// Logistic sigmoid `σ(x) = 1 / (1 + e^−x)`.
+///
+/// ```text
+/// σ(x) = 1 / (1 + e^−x)          for x ≥ 0
+/// σ(x) = e^x / (1 + e^x)         for x < 0      (same value; e^−x never overflows)
+/// ```
+/// `σ(1000) = 1`, `σ(−1000) = 0`, never NaN on finite input; `σ(NaN) = NaN`.
+///
+/// ```
+/// use retroprop_activations::sigmoid;
+/// assert_eq!(sigmoid(0.0_f64), 0.5);
+/// assert_eq!(sigmoid(-1000.0_f64), 0.0);
+/// ```
+pub fn sigmoid<T: Scalar>(x: T) -> T {
+    let one = T::one();
+    if x >= T::zero() {
+        one / (one + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (one + e)
+    }
+}
+
+/// Derivative of the sigmoid written with σ only (question 1e): `σ'(x) = σ(x) (1 − σ(x))`.
+pub fn sigmoid_prime<T: Scalar>(x: T) -> T {
+    let s = sigmoid(x);
+    s * (T::one() - s)
+}
+
+/// Hyperbolic tangent `tanh(x) = (e^x − e^−x) / (e^x + e^−x)` (standard library, stable).
+pub fn tanh<T: Scalar>(x: T) -> T {
+    x.tanh()
+}
+
+/// Derivative of tanh: `tanh'(x) = 1 − tanh²(x)`.
+pub fn tanh_prime<T: Scalar>(x: T) -> T {
+    let t = x.tanh();
+    T::one() - t * t
+}
+
+/// Softplus `softplus(x) = ln(1 + e^x)`, in the stable form
+///
+/// ```text
+/// softplus(x) = max(x, 0) + ln(1 + e^−|x|)
+/// ```
+///
+/// so `softplus(1000) = 1000` exactly and `softplus(−1000) = e^−1000` (which rounds to 0), never
+/// `∞` or NaN on finite input; `softplus(NaN) = NaN`.
+///
+/// ```
+/// use retroprop_activations::softplus;
+/// assert_eq!(softplus(1000.0_f64), 1000.0);
+/// assert_eq!(softplus(-1000.0_f64), 0.0);
+/// // softplus(1) = ln(1 + e) ≈ 1.3133
+/// assert!((softplus(1.0_f64) - 1.313_261_687_518_223).abs() < 1e-15);
+/// ```
+pub fn softplus<T: Scalar>(x: T) -> T {
+    let pos = if x > T::zero() { x } else { T::zero() };
+    pos + (-x.abs()).exp().ln_1p()
+}
+
+/// Derivative of softplus (question 1g): `softplus'(x) = σ(x)`.
+pub fn softplus_prime<T: Scalar>(x: T) -> T {
+    sigmoid(x)
+}
+
+/// Sign through indicators (question 1a): `sign(x) = 1_{x>0}(x) − 1_{x<0}(x)`.
+///
+/// `+1` for `x > 0`, `−1` for `x < 0`, `0` for `±0`, NaN for NaN. (Rust's `f64::signum` differs:
+/// it returns ±1 at ±0.)
+pub fn sign<T: Scalar>(x: T) -> T {
+    if crate::is_nan(x) {
+        return x;
+    }
+    let zero = T::zero();
+    indicator(x, |v| v > zero) - indicator(x, |v| v < zero)
+}
+
+/// Heaviside step: `H(x) = 1` for `x > 0`, `0` for `x < 0`, `1/2` at `x = 0`; NaN for NaN.
+pub fn heaviside<T: Scalar>(x: T) -> T {
+    let zero = T::zero();
+    if x > zero {
+        T::one()
+    } else if x < zero {
+        zero
+    } else if x == zero {
+        T::lit(0.5)
+    } else {
+        x
+    }
+}
+
+/// Indicator `1_S(x)`: `1` if `x ∈ S` (the predicate holds), else `0`.
+///
+/// ```
+/// use retroprop_activations::indicator;
+/// assert_eq!(indicator(3.0_f64, |x| x > 2.0), 1.0);
+/// assert_eq!(indicator(1.0_f64, |x| x > 2.0), 0.0);
+/// ```
+pub fn indicator<T: Scalar>(x: T, in_set: impl FnOnce(T) -> bool) -> T {
+    if in_set(x) { T::one() } else { T::zero() }
+}
+
+/// Rectifier `rect(x) = ReLU(x) = max(0, x) = x · 1_{x>0}(x)`; NaN for NaN.
+///
+/// (The homework's definitions line writes `max(0, x) = 1_{x>0}(x)`, dropping the factor `x`.)
+pub fn relu<T: Scalar>(x: T) -> T {
+    if x > T::zero() {
+        x
+    } else if x <= T::zero() {
+        T::zero()
+    } else {
+        x
+    }
+}
+
+/// Derivative of ReLU where it exists (question 1b): `H(x)` for `x ≠ 0`.
+///
+/// At `x = 0` ReLU is not differentiable; this returns [`RELU_PRIME_AT_ZERO`] (`0`, PyTorch's
+/// choice — see there why). NaN for NaN.
+pub fn relu_prime<T: Scalar>(x: T) -> T {
+    if x > T::zero() {
+        T::one()
+    } else if x <= T::zero() {
+        T::lit(RELU_PRIME_AT_ZERO)
+    } else {
+        x
+    }
+}
+
+/// The steep logistic of question 1d: `a_k(x) = 1 / (1 + e^(−kx)) = σ(kx)`.
+///
+/// As `k → ∞` it tends to the Heaviside step: to 1 for `x > 0`, to 0 for `x < 0`, and
+/// `a_k(0) = 1/2 = H(0)` for every `k`. For `x ≠ 0` the approach is monotone in `k`.
+pub fn steep_logistic<T: Scalar>(k: T, x: T) -> T {
+    sigmoid(k * x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigmoid_saturates_without_nan() {
+        assert_eq!(sigmoid(1000.0_f64), 1.0);
+        assert_eq!(sigmoid(-1000.0_f64), 0.0);
+        assert_eq!(sigmoid(1000.0_f32), 1.0);
+        assert_eq!(sigmoid(-1000.0_f32), 0.0);
+        assert!(sigmoid(f64::NAN).is_nan());
+        assert_eq!(sigmoid_prime(1000.0_f64), 0.0);
+    }
+
+    #[test]
+    fn softplus_extremes() {
+        assert_eq!(softplus(1000.0_f64), 1000.0);
+        assert_eq!(softplus(1000.0_f32), 1000.0);
+        assert_eq!(softplus(-1000.0_f64), 0.0);
+        // softplus(−700) = ln(1 + e^−700) ≈ e^−700, representable in f64: relative accuracy holds
+        let v = softplus(-700.0_f64);
+        assert!((v / (-700.0_f64).exp() - 1.0).abs() < 1e-15, "{v}");
+        assert!(softplus(f64::NAN).is_nan());
+        assert_eq!(softplus(f64::INFINITY), f64::INFINITY);
+        assert_eq!(softplus(f64::NEG_INFINITY), 0.0);
+    }
+
+    #[test]
+    fn sign_and_heaviside_at_zero_and_nan() {
+        assert_eq!(sign(0.0_f64), 0.0);
+        assert_eq!(sign(-0.0_f64), 0.0);
+        assert_eq!(sign(-3.0_f64), -1.0);
+        assert!(sign(f64::NAN).is_nan());
+        assert_eq!(heaviside(0.0_f64), 0.5);
+        assert_eq!(heaviside(-0.0_f64), 0.5);
+        assert!(heaviside(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn relu_and_its_derivative_at_zero() {
+        assert_eq!(relu(-2.0_f64), 0.0);
+        assert_eq!(relu(2.5_f64), 2.5);
+        assert_eq!(relu_prime(0.0_f64), RELU_PRIME_AT_ZERO);
+        assert_eq!(relu_prime(1e-300_f64), 1.0);
+        assert_eq!(relu_prime(-1e-300_f64), 0.0);
+        assert!(relu(f64::NAN).is_nan());
+        assert!(relu_prime(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn steep_logistic_is_half_at_zero_for_every_k() {
+        for k in [0.0, 1.0, 1e3, 1e300] {
+            assert_eq!(steep_logistic(k, 0.0_f64), 0.5);
+        }
+    }
+}

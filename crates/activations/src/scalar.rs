@@ -1,0 +1,161 @@
+//! The one numeric bound of the workspace: [`Scalar`], implemented by `f32` and `f64`.
+
+use std::fmt::{Debug, Display};
+
+use nalgebra::RealField;
+
+use crate::fast;
+
+/// The numeric type of every function, layer and model in retroprop: `f32` to train, `f64` to
+/// check gradients.
+///
+/// It is nalgebra's [`RealField`] (so `+ − × ÷`, `exp`, `ln`, comparisons, GEMM through
+/// nalgebra) plus `Copy` and the per-type [`Kernels`] (the vectorised bulk functions). A blanket
+/// impl makes every type that has those a `Scalar`; because [`Kernels`] is sealed, that is
+/// exactly `f32` and `f64`.
+///
+/// ```
+/// use retroprop_activations::{Scalar, softplus};
+///
+/// fn twice_softplus<T: Scalar>(x: T) -> T {
+///     softplus(x) + softplus(x)
+/// }
+/// // softplus(0) = ln 2
+/// assert!((twice_softplus(0.0_f64) - 2.0 * 2.0_f64.ln()).abs() < 1e-15);
+/// assert!((twice_softplus(0.0_f32) - 2.0 * 2.0_f32.ln()).abs() < 1e-6);
+/// ```
+pub trait Scalar:
+    RealField + Copy + Default + Debug + Display + Send + Sync + 'static + Kernels
+{
+}
+
+impl<T> Scalar for T where
+    T: RealField + Copy + Default + Debug + Display + Send + Sync + 'static + Kernels
+{
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
+
+/// Per-type hooks behind [`Scalar`]: literals, byte encoding, and the bulk kernels that the
+/// layers call on whole batches.
+///
+/// For `f64` (the checking type) the kernels are the standard library's correctly rounded
+/// functions. For `f32` (the training type) they are branch-free approximations that the
+/// compiler vectorises (AVX-512, AVX2+FMA or SSE2, chosen at run time), accurate to a few
+/// units in the last place; the crate's tests bound their error against `f64`.
+/// Sealed: implemented for `f32` and `f64` only.
+pub trait Kernels: Sized + sealed::Sealed {
+    /// The type's name as stored in checkpoints: `"f32"` or `"f64"`.
+    const NAME: &'static str;
+    /// Size of one value in bytes.
+    const BYTES: usize;
+    /// Not a number.
+    const NAN: Self;
+    /// `+∞`.
+    const INFINITY: Self;
+    /// `−∞`.
+    const NEG_INFINITY: Self;
+    /// Machine epsilon: the gap between 1 and the next representable value.
+    const EPSILON: Self;
+
+    /// Converts an `f64` literal (rounding to nearest for `f32`).
+    fn lit(v: f64) -> Self;
+    /// Widens to `f64` (exact for both types).
+    fn to_f64(self) -> f64;
+    /// Appends the little-endian bytes of `self` to `out`.
+    fn write_le(self, out: &mut Vec<u8>);
+    /// Reads a value from exactly [`Kernels::BYTES`] little-endian bytes; `None` if the slice
+    /// has another length.
+    fn read_le(bytes: &[u8]) -> Option<Self>;
+
+    /// `x ← exp(x)` element-wise. NaN stays NaN, `exp(+∞) = +∞`, `exp(−∞) = 0`.
+    fn exp_in_place(x: &mut [Self]);
+    /// `softplus ← max(x, 0) + ln(1 + e^−|x|)` and `sigmoid ← σ(x)` element-wise, in one pass
+    /// (one exponential per element), for a softplus layer that keeps `φ'(x) = σ(x)` for its
+    /// backward pass. The three slices have equal length (shorter ones bound the loop).
+    fn softplus_sigmoid(x: &[Self], softplus: &mut [Self], sigmoid: &mut [Self]);
+    /// `out ← σ(x)` element-wise.
+    fn sigmoid_into(x: &[Self], out: &mut [Self]);
+}
+
+impl Kernels for f64 {
+    const NAME: &'static str = "f64";
+    const BYTES: usize = 8;
+    const NAN: Self = f64::NAN;
+    const INFINITY: Self = f64::INFINITY;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    const EPSILON: Self = f64::EPSILON;
+
+    #[inline]
+    fn lit(v: f64) -> Self {
+        v
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    fn write_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn read_le(bytes: &[u8]) -> Option<Self> {
+        Some(f64::from_le_bytes(bytes.try_into().ok()?))
+    }
+    fn exp_in_place(x: &mut [Self]) {
+        for v in x {
+            *v = v.exp();
+        }
+    }
+    fn softplus_sigmoid(x: &[Self], softplus: &mut [Self], sigmoid: &mut [Self]) {
+        for ((&x, sp), sg) in x.iter().zip(softplus).zip(sigmoid) {
+            let e = (-x.abs()).exp();
+            *sp = if x > 0.0 { x } else { 0.0 } + e.ln_1p();
+            *sg = if x >= 0.0 {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+        }
+    }
+    fn sigmoid_into(x: &[Self], out: &mut [Self]) {
+        for (&x, o) in x.iter().zip(out) {
+            *o = crate::sigmoid(x);
+        }
+    }
+}
+
+impl Kernels for f32 {
+    const NAME: &'static str = "f32";
+    const BYTES: usize = 4;
+    const NAN: Self = f32::NAN;
+    const INFINITY: Self = f32::INFINITY;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    const EPSILON: Self = f32::EPSILON;
+
+    #[inline]
+    fn lit(v: f64) -> Self {
+        v as f32
+    }
+    #[inline]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    fn write_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+    fn read_le(bytes: &[u8]) -> Option<Self> {
+        Some(f32::from_le_bytes(bytes.try_into().ok()?))
+    }
+    fn exp_in_place(x: &mut [Self]) {
+        fast::exp_in_place(x);
+    }
+    fn softplus_sigmoid(x: &[Self], softplus: &mut [Self], sigmoid: &mut [Self]) {
+        fast::softplus_sigmoid(x, softplus, sigmoid);
+    }
+    fn sigmoid_into(x: &[Self], out: &mut [Self]) {
+        fast::sigmoid_into(x, out);
+    }
+}
