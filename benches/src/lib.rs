@@ -6,9 +6,10 @@
 
 use nalgebra::DMatrix;
 use retroprop_activations::Scalar;
+use retroprop_activations::rng::Rng;
 
-/// A `rows × cols` matrix of values uniform in `[lo, hi)`, from a fixed-seed generator
-/// (SplitMix64), identical on every machine.
+/// A `rows × cols` matrix of values uniform in `[lo, hi)` from the workspace's seeded
+/// generator, identical on every machine.
 pub fn seeded_matrix<T: Scalar>(
     rows: usize,
     cols: usize,
@@ -16,14 +17,6 @@ pub fn seeded_matrix<T: Scalar>(
     hi: f64,
     seed: u64,
 ) -> DMatrix<T> {
-    let mut state = seed;
-    DMatrix::from_fn(rows, cols, |_, _| {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let u = (z >> 11) as f64 / (1u64 << 53) as f64;
-        T::lit(lo + (hi - lo) * u)
-    })
+    let mut rng = Rng::new(seed);
+    DMatrix::from_fn(rows, cols, |_, _| T::lit(rng.uniform(lo, hi)))
 }

@@ -41,6 +41,7 @@
 mod error;
 mod fast;
 mod pointwise;
+pub mod rng;
 mod scalar;
 pub mod slice;
 pub mod vector;

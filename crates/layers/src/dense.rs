@@ -1,0 +1,296 @@
+//! The fully connected layer of questions 2a/2b (forward) and 2m–2p (backward).
+
+use nalgebra::DMatrix;
+use retroprop_activations::Scalar;
+
+use crate::layer::{check_grad, check_rows};
+use crate::linalg::{MatMut, MatRef, add_row_sums, broadcast_columns, gemm};
+use crate::{Init, Layer, LayerError, LayerSpec, Param, ParamKind, Shape};
+
+/// Fully connected layer: `hᵃ = W x + b` (questions 2a/2b).
+///
+/// ```text
+/// W: d_out × d_in   b: d_out   x: d_in × n   δ = dL/dhᵃ: d_out × n
+/// forward    hᵃ = W x + b 1ₙᵀ                      (one GEMM, bias folded in)
+/// backward   dL/dW = δ xᵀ      (2m/2n: d_out × d_in, the shape of W)
+///            dL/db = δ 1ₙ      (2m/2n: ∂oᵃ/∂b = I, so dL/db = δ)
+///            dL/dx = Wᵀ δ      (2o/2p: note the transpose, which the answer key drops)
+/// ```
+///
+/// Over a batch, `δ xᵀ` and `δ 1ₙ` sum the per-example gradients (question 2l's sum; a loss
+/// with mean reduction has already put the `1/n` into `δ`). All three products are GEMMs
+/// through nalgebra; transposes are strided views, never copies.
+///
+/// ```
+/// use nalgebra::DMatrix;
+/// use retroprop_layers::{Dense, Init, Layer, LayerError};
+///
+/// # fn main() -> Result<(), LayerError> {
+/// let mut dense = Dense::<f64>::new(3, 2, Init::XavierUniform { seed: 7 })?;
+/// let x = DMatrix::from_element(3, 4, 0.5);          // 4 examples of 3 features
+/// let h = dense.forward(&x)?;                        // 2 × 4
+/// let dx = dense.backward(&DMatrix::from_element(2, 4, 1.0))?;
+/// assert_eq!((h.shape(), dx.shape()), ((2, 4), (3, 4)));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Dense<T: Scalar> {
+    weight: Param<T>,
+    bias: Param<T>,
+    input: Option<DMatrix<T>>,
+}
+
+const NAME: &str = "Dense";
+
+impl<T: Scalar> Dense<T> {
+    /// A `d_in → d_out` layer with weights drawn by `init` (biases zero unless the scheme says
+    /// otherwise).
+    ///
+    /// # Errors
+    /// [`LayerError::ZeroSize`] if `d_in` or `d_out` is zero.
+    pub fn new(d_in: usize, d_out: usize, init: Init) -> Result<Self, LayerError> {
+        for (what, v) in [("input features", d_in), ("output features", d_out)] {
+            if v == 0 {
+                return Err(LayerError::ZeroSize { layer: NAME, what });
+            }
+        }
+        let (w, b) = init.draw(d_out, d_in, d_in, d_out);
+        Ok(Self::from_parts(w, b))
+    }
+
+    /// A layer with the given `W` (`d_out × d_in`) and `b` (`d_out × 1`).
+    ///
+    /// # Errors
+    /// [`LayerError::ParamShape`] if `b` is not a `d_out × 1` column; [`LayerError::ZeroSize`] if
+    /// `W` is empty.
+    pub fn from_params(weight: DMatrix<T>, bias: DMatrix<T>) -> Result<Self, LayerError> {
+        if weight.is_empty() {
+            return Err(LayerError::ZeroSize {
+                layer: NAME,
+                what: "weight",
+            });
+        }
+        if bias.shape() != (weight.nrows(), 1) {
+            return Err(LayerError::ParamShape {
+                layer: NAME,
+                param: "bias",
+                expected_rows: weight.nrows(),
+                expected_cols: 1,
+                got_rows: bias.nrows(),
+                got_cols: bias.ncols(),
+            });
+        }
+        Ok(Self::from_parts(weight, bias))
+    }
+
+    fn from_parts(w: DMatrix<T>, b: DMatrix<T>) -> Self {
+        Self {
+            weight: Param::new("weight", ParamKind::Weight, w),
+            bias: Param::new("bias", ParamKind::Bias, b),
+            input: None,
+        }
+    }
+
+    /// Input features `d_in`.
+    pub fn d_in(&self) -> usize {
+        self.weight.value().ncols()
+    }
+
+    /// Output features `d_out`.
+    pub fn d_out(&self) -> usize {
+        self.weight.value().nrows()
+    }
+
+    /// `W`, `d_out × d_in`.
+    pub fn weight(&self) -> &Param<T> {
+        &self.weight
+    }
+
+    /// `b`, `d_out × 1`.
+    pub fn bias(&self) -> &Param<T> {
+        &self.bias
+    }
+
+    /// `W`, mutable (its shape cannot change).
+    pub fn weight_mut(&mut self) -> &mut Param<T> {
+        &mut self.weight
+    }
+
+    /// `b`, mutable (its shape cannot change).
+    pub fn bias_mut(&mut self) -> &mut Param<T> {
+        &mut self.bias
+    }
+
+    /// `W x + b 1ᵀ`: the bias is broadcast first and the GEMM accumulates onto it.
+    fn affine(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        check_rows(NAME, "input", x, self.d_in())?;
+        let mut h_a = broadcast_columns(self.bias.value().as_slice(), x.ncols());
+        gemm(
+            T::one(),
+            MatRef::of(self.weight.value()),
+            MatRef::of(x),
+            T::one(),
+            MatMut::of(&mut h_a),
+        );
+        Ok(h_a)
+    }
+
+    /// Adds `δ xᵀ` and `δ 1` into the gradients; returns the cached input.
+    fn accumulate(&mut self, grad_y: &DMatrix<T>) -> Result<&DMatrix<T>, LayerError> {
+        let x = self
+            .input
+            .as_ref()
+            .ok_or(LayerError::NoForwardCache { layer: NAME })?;
+        check_grad(NAME, grad_y, self.weight.value().nrows(), x.ncols())?;
+        gemm(
+            T::one(),
+            MatRef::of(grad_y),
+            MatRef::transposed(x),
+            T::one(),
+            MatMut::of(self.weight.grad_matrix_mut()),
+        );
+        add_row_sums(grad_y, self.bias.grad_matrix_mut().as_mut_slice());
+        Ok(x)
+    }
+}
+
+impl<T: Scalar> Layer<T> for Dense<T> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::Dense {
+            d_in: self.d_in(),
+            d_out: self.d_out(),
+        }
+    }
+
+    fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {
+        if input == Shape::Flat(self.d_in()) {
+            Ok(Shape::Flat(self.d_out()))
+        } else {
+            Err(LayerError::InputShape {
+                layer: NAME,
+                expected: Shape::Flat(self.d_in()),
+                got: input,
+            })
+        }
+    }
+
+    fn forward(&mut self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let h_a = self.affine(x)?;
+        self.input = Some(x.clone());
+        Ok(h_a)
+    }
+
+    fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let n = self.accumulate(grad_y)?.ncols();
+        let mut grad_x = DMatrix::zeros(self.d_in(), n);
+        gemm(
+            T::one(),
+            MatRef::transposed(self.weight.value()),
+            MatRef::of(grad_y),
+            T::zero(),
+            MatMut::of(&mut grad_x),
+        );
+        Ok(grad_x)
+    }
+
+    fn backward_params(&mut self, grad_y: &DMatrix<T>) -> Result<(), LayerError> {
+        self.accumulate(grad_y).map(drop)
+    }
+
+    fn infer(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        self.affine(x)
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        f("weight", &self.weight);
+        f("bias", &self.bias);
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+        f("weight", &mut self.weight);
+        f("bias", &mut self.bias);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer() -> Dense<f64> {
+        // W = [[1, 2, 3], [4, 5, 6]], b = [0.5, −1]
+        Dense::from_params(
+            DMatrix::from_row_slice(2, 3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            DMatrix::from_column_slice(2, 1, &[0.5, -1.0]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn forward_is_w_x_plus_b() {
+        let mut d = layer();
+        let x = DMatrix::from_column_slice(3, 2, &[1.0, 0.0, -1.0, 2.0, 1.0, 0.0]);
+        let h = d.forward(&x).unwrap();
+        // column 0: [1 − 3 + 0.5, 4 − 6 − 1] = [−1.5, −3]; column 1: [2 + 2 + 0.5, 8 + 5 − 1]
+        assert_eq!(
+            h,
+            DMatrix::from_column_slice(2, 2, &[-1.5, -3.0, 4.5, 12.0])
+        );
+        assert_eq!(d.infer(&x).unwrap(), h);
+    }
+
+    #[test]
+    fn backward_uses_the_transpose() {
+        let mut d = layer();
+        let x = DMatrix::from_column_slice(3, 1, &[1.0, 2.0, 3.0]);
+        d.forward(&x).unwrap();
+        let delta = DMatrix::from_column_slice(2, 1, &[1.0, -1.0]);
+        let dx = d.backward(&delta).unwrap();
+        // Wᵀ δ = [1 − 4, 2 − 5, 3 − 6]
+        assert_eq!(dx, DMatrix::from_column_slice(3, 1, &[-3.0, -3.0, -3.0]));
+        // δ xᵀ = [[1, 2, 3], [−1, −2, −3]]; δ 1 = δ
+        assert_eq!(
+            d.weight().grad(),
+            &DMatrix::from_row_slice(2, 3, &[1.0, 2.0, 3.0, -1.0, -2.0, -3.0])
+        );
+        assert_eq!(d.bias().grad(), &delta);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let mut d = layer();
+        assert_eq!(
+            d.backward(&DMatrix::zeros(2, 1)),
+            Err(LayerError::NoForwardCache { layer: "Dense" })
+        );
+        assert_eq!(
+            d.forward(&DMatrix::zeros(4, 1)),
+            Err(LayerError::ShapeMismatch {
+                layer: "Dense",
+                what: "input",
+                expected: 3,
+                got: 4
+            })
+        );
+        d.forward(&DMatrix::zeros(3, 5)).unwrap();
+        assert_eq!(
+            d.backward(&DMatrix::zeros(2, 4)),
+            Err(LayerError::BatchMismatch {
+                layer: "Dense",
+                expected: 5,
+                got: 4
+            })
+        );
+        assert_eq!(
+            Dense::<f64>::new(0, 3, Init::Zeros).unwrap_err(),
+            LayerError::ZeroSize {
+                layer: "Dense",
+                what: "input features"
+            }
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The crate's one error type.
+
+use crate::Shape;
+
+/// What a layer rejects. Every variant names the layer and carries the numbers; nothing a user
+/// passes (a batch, a gradient, a configuration) makes a layer panic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayerError {
+    /// A matrix has the wrong number of rows (features) for this layer.
+    #[error("{layer}: {what} has {got} rows, expected {expected}")]
+    ShapeMismatch {
+        /// The layer's type name.
+        layer: &'static str,
+        /// Which matrix: `"input"` or `"gradient"`.
+        what: &'static str,
+        /// Rows the layer needs.
+        expected: usize,
+        /// Rows it was given.
+        got: usize,
+    },
+    /// `backward` got a gradient for a different batch size than the last `forward`.
+    #[error("{layer}: gradient has {got} columns but the last forward had a batch of {expected}")]
+    BatchMismatch {
+        /// The layer's type name.
+        layer: &'static str,
+        /// Batch size of the last forward pass.
+        expected: usize,
+        /// Columns of the gradient.
+        got: usize,
+    },
+    /// `backward` was called before any `forward`.
+    #[error("{layer}: backward called before forward")]
+    NoForwardCache {
+        /// The layer's type name.
+        layer: &'static str,
+    },
+    /// The input shape does not match what the layer was configured for.
+    #[error("{layer}: input shape {got}, expected {expected}")]
+    InputShape {
+        /// The layer's type name.
+        layer: &'static str,
+        /// The shape the layer was built for.
+        expected: Shape,
+        /// The shape it was given.
+        got: Shape,
+    },
+    /// A size in the configuration is zero (channels, kernel, stride, dilation, features).
+    #[error("{layer}: {what} must be at least 1, got 0")]
+    ZeroSize {
+        /// The layer's type name.
+        layer: &'static str,
+        /// Which size: `"kernel height"`, `"stride width"`, …
+        what: &'static str,
+    },
+    /// The configuration leaves no output along an axis: `i + 2p < d(k − 1) + 1`.
+    #[error(
+        "{layer}: empty output along {axis}: input {input} + 2·padding {padding} < \
+         dilation {dilation}·(kernel {kernel} − 1) + 1"
+    )]
+    EmptyOutput {
+        /// The layer's type name.
+        layer: &'static str,
+        /// `"height"` or `"width"` (or `"length"` in 1-D).
+        axis: &'static str,
+        /// Input size along the axis.
+        input: usize,
+        /// Kernel size along the axis.
+        kernel: usize,
+        /// Zero padding on each side.
+        padding: usize,
+        /// Dilation along the axis.
+        dilation: usize,
+    },
+    /// Max-pool padding larger than half the kernel (a window could be all padding).
+    #[error("{layer}: padding {padding} along {axis} exceeds half the kernel {kernel}")]
+    PaddingTooLarge {
+        /// The layer's type name.
+        layer: &'static str,
+        /// `"height"` or `"width"`.
+        axis: &'static str,
+        /// Requested padding.
+        padding: usize,
+        /// Kernel size along the axis.
+        kernel: usize,
+    },
+    /// A matrix given to replace a parameter has another shape.
+    #[error(
+        "{layer}: parameter `{param}` is {expected_rows}×{expected_cols}, got {got_rows}×{got_cols}"
+    )]
+    ParamShape {
+        /// The layer (or parameter owner) name.
+        layer: &'static str,
+        /// The parameter's name.
+        param: &'static str,
+        /// Rows of the parameter.
+        expected_rows: usize,
+        /// Columns of the parameter.
+        expected_cols: usize,
+        /// Rows given.
+        got_rows: usize,
+        /// Columns given.
+        got_cols: usize,
+    },
+    /// One example holds more values than the layer can index.
+    #[error("{layer}: an example of {values} values exceeds the limit of {limit}")]
+    TooLarge {
+        /// The layer's type name.
+        layer: &'static str,
+        /// Values in one example.
+        values: usize,
+        /// The largest supported count.
+        limit: usize,
+    },
+    /// A 1-D convolution got an empty signal or kernel.
+    #[error("convolve1d: {what} is empty")]
+    EmptyConvolution {
+        /// `"signal"` or `"kernel"`.
+        what: &'static str,
+    },
+}

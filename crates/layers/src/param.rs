@@ -1,0 +1,160 @@
+//! Trainable parameters: a value and the gradient accumulated into it.
+
+use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
+use retroprop_activations::Scalar;
+use serde::{Deserialize, Serialize};
+
+use crate::LayerError;
+
+/// What a parameter is, for optimizers that treat them differently (e.g. weight decay that
+/// spares biases).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ParamKind {
+    /// A weight matrix or convolution kernel.
+    Weight,
+    /// A bias vector.
+    Bias,
+}
+
+/// A trainable tensor `θ` and its gradient `dL/dθ`, same shape.
+///
+/// `backward` *adds* into the gradient; [`Param::zero_grad`] resets it. The shape is fixed at
+/// creation: the accessors hand out views and slices, and [`Param::set_value`] checks the shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param<T: Scalar> {
+    name: &'static str,
+    kind: ParamKind,
+    value: DMatrix<T>,
+    grad: DMatrix<T>,
+}
+
+impl<T: Scalar> Param<T> {
+    /// A parameter with this value and a zero gradient.
+    pub fn new(name: &'static str, kind: ParamKind, value: DMatrix<T>) -> Self {
+        let grad = DMatrix::zeros(value.nrows(), value.ncols());
+        Self {
+            name,
+            kind,
+            value,
+            grad,
+        }
+    }
+
+    /// The parameter's name inside its layer: `"weight"`, `"bias"`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Weight or bias.
+    pub fn kind(&self) -> ParamKind {
+        self.kind
+    }
+
+    /// `(rows, columns)`.
+    pub fn shape(&self) -> (usize, usize) {
+        self.value.shape()
+    }
+
+    /// Number of scalars.
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// `true` if the parameter holds no scalar.
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+
+    /// The value `θ`.
+    pub fn value(&self) -> &DMatrix<T> {
+        &self.value
+    }
+
+    /// The accumulated gradient `dL/dθ`.
+    pub fn grad(&self) -> &DMatrix<T> {
+        &self.grad
+    }
+
+    /// A mutable view of the value (its shape cannot change).
+    pub fn value_mut(&mut self) -> DMatrixViewMut<'_, T> {
+        let shape = self.value.shape();
+        self.value.view_mut((0, 0), shape)
+    }
+
+    /// A mutable view of the gradient (its shape cannot change).
+    pub fn grad_mut(&mut self) -> DMatrixViewMut<'_, T> {
+        let shape = self.grad.shape();
+        self.grad.view_mut((0, 0), shape)
+    }
+
+    /// The value as a mutable slice and the gradient as a slice, column-major, together: what an
+    /// optimizer step needs.
+    pub fn value_and_grad_mut(&mut self) -> (&mut [T], &[T]) {
+        (self.value.as_mut_slice(), self.grad.as_slice())
+    }
+
+    /// The gradient matrix itself, for the layers of this crate (which keep its shape).
+    pub(crate) fn grad_matrix_mut(&mut self) -> &mut DMatrix<T> {
+        &mut self.grad
+    }
+
+    /// A read-only view of the value.
+    pub fn view(&self) -> DMatrixView<'_, T> {
+        self.value.view((0, 0), self.value.shape())
+    }
+
+    /// Replaces the value.
+    ///
+    /// # Errors
+    /// [`LayerError::ParamShape`] if `value` has another shape.
+    pub fn set_value(&mut self, value: DMatrix<T>) -> Result<(), LayerError> {
+        if value.shape() != self.value.shape() {
+            return Err(LayerError::ParamShape {
+                layer: "Param",
+                param: self.name,
+                expected_rows: self.value.nrows(),
+                expected_cols: self.value.ncols(),
+                got_rows: value.nrows(),
+                got_cols: value.ncols(),
+            });
+        }
+        self.value = value;
+        Ok(())
+    }
+
+    /// Sets the gradient to zero.
+    pub fn zero_grad(&mut self) {
+        self.grad.fill(T::zero());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_value_checks_the_shape() {
+        let mut p = Param::new("weight", ParamKind::Weight, DMatrix::<f64>::zeros(2, 3));
+        assert_eq!(
+            p.set_value(DMatrix::zeros(3, 2)),
+            Err(LayerError::ParamShape {
+                layer: "Param",
+                param: "weight",
+                expected_rows: 2,
+                expected_cols: 3,
+                got_rows: 3,
+                got_cols: 2
+            })
+        );
+        p.set_value(DMatrix::from_element(2, 3, 1.5)).unwrap();
+        assert_eq!(p.value()[(1, 2)], 1.5);
+    }
+
+    #[test]
+    fn zero_grad_zeroes() {
+        let mut p = Param::new("bias", ParamKind::Bias, DMatrix::<f32>::zeros(4, 1));
+        p.grad_mut().fill(3.0);
+        p.zero_grad();
+        assert!(p.grad().iter().all(|&g| g == 0.0));
+    }
+}
