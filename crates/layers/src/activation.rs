@@ -9,6 +9,7 @@ use nalgebra::DMatrix;
 use retroprop_activations::{Scalar, slice};
 
 use crate::layer::check_grad;
+use crate::linalg::{map, zip_map};
 use crate::{Layer, LayerError, LayerSpec, Shape};
 
 /// What an activation layer keeps between forward and backward, and the batch it came from.
@@ -109,7 +110,7 @@ impl<T: Scalar> Softplus<T> {
     }
 
     fn input_grad(sigma: &DMatrix<T>, grad_y: &DMatrix<T>) -> DMatrix<T> {
-        sigma.component_mul(grad_y)
+        zip_map(sigma, grad_y, |s, g| s * g)
     }
 }
 
@@ -133,7 +134,7 @@ impl<T: Scalar> Sigmoid<T> {
     }
 
     fn input_grad(y: &DMatrix<T>, grad_y: &DMatrix<T>) -> DMatrix<T> {
-        y.zip_map(grad_y, |s, g| s * (T::one() - s) * g)
+        zip_map(y, grad_y, |s, g| s * (T::one() - s) * g)
     }
 }
 
@@ -150,12 +151,12 @@ activation_layer!(
 
 impl<T: Scalar> Tanh<T> {
     fn apply(x: &DMatrix<T>) -> (DMatrix<T>, DMatrix<T>) {
-        let y = x.map(|v| v.tanh());
+        let y = map(x, |v| v.tanh());
         (y.clone(), y)
     }
 
     fn input_grad(y: &DMatrix<T>, grad_y: &DMatrix<T>) -> DMatrix<T> {
-        y.zip_map(grad_y, |t, g| (T::one() - t * t) * g)
+        zip_map(y, grad_y, |t, g| (T::one() - t * t) * g)
     }
 }
 
@@ -174,12 +175,12 @@ activation_layer!(
 impl<T: Scalar> Relu<T> {
     /// `(relu(x), relu(x))`: `y > 0` exactly where `x > 0`, so the output is the mask.
     fn apply(x: &DMatrix<T>) -> (DMatrix<T>, DMatrix<T>) {
-        let y = x.map(retroprop_activations::relu);
+        let y = map(x, retroprop_activations::relu);
         (y.clone(), y)
     }
 
     fn input_grad(y: &DMatrix<T>, grad_y: &DMatrix<T>) -> DMatrix<T> {
-        y.zip_map(grad_y, |y, g| if y > T::zero() { g } else { T::zero() })
+        zip_map(y, grad_y, |y, g| if y > T::zero() { g } else { T::zero() })
     }
 }
 

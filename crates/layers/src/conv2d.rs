@@ -1,12 +1,14 @@
 //! 2-D convolution (question 3): im2col + GEMM, parallel across the batch.
 
+use std::ops::Range;
+
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 use retroprop_activations::Scalar;
 use serde::{Deserialize, Serialize};
 
 use crate::layer::{check_grad, check_rows};
-use crate::linalg::{MatMut, MatRef, gemm};
+use crate::linalg::{MatMut, MatRef, add_assign, gemm};
 use crate::{Init, Layer, LayerError, LayerSpec, Param, ParamKind, Shape};
 
 /// A size per spatial axis: `(height, width)`. `Hw::from(3)` is `3 × 3`.
@@ -240,20 +242,32 @@ impl Geometry {
         self.c * self.h * self.w
     }
 
-    /// For kernel column `kx`, the output columns `ox` whose input column
-    /// `ix = ox·sw + kx·dw − pw` lies inside the image: `lo..hi`.
-    fn valid_ox(&self, kx: usize) -> (usize, usize) {
-        let offset = kx * self.dw;
-        let lo = if self.pw > offset {
-            (self.pw - offset).div_ceil(self.sw)
-        } else {
-            0
-        };
-        let hi = (self.w + self.pw)
-            .saturating_sub(offset)
-            .div_ceil(self.sw)
-            .min(self.ow);
-        (lo.min(hi), hi)
+    /// Length of one column phase of an input row: `⌈W / s_w⌉`.
+    fn wr(&self) -> usize {
+        self.w.div_ceil(self.sw)
+    }
+
+    /// Values in the column-phased copy of one example (see [`Geometry::phase`]).
+    fn phased_len(&self) -> usize {
+        self.c * self.h * self.sw * self.wr()
+    }
+
+    /// Where kernel column `kx` reads: input column `ix = ox·s_w + kx·d_w − p_w` is
+    /// `j·s_w + r` with `j = ox + q`; only `ox ∈ lo..hi` land inside the image.
+    fn tap(&self, kx: usize) -> Tap {
+        let s = self.sw as isize;
+        let offset = (kx * self.dw) as isize - self.pw as isize;
+        let (r, q) = (offset.rem_euclid(s), offset.div_euclid(s));
+        // columns r, r + s, … below W: ⌈(W − r)/s⌉ of them (0 if r ≥ W)
+        let count = (self.w as isize - r + s - 1).div_euclid(s);
+        let lo = (-q).max(0);
+        let hi = (count - q).clamp(0, self.ow as isize);
+        Tap {
+            r: r as usize,
+            q,
+            lo: lo.min(hi) as usize,
+            hi: hi as usize,
+        }
     }
 
     /// Input row for output row `oy` and kernel row `ky`, if inside the image.
@@ -263,37 +277,63 @@ impl Geometry {
             .filter(|&iy| iy < self.h)
     }
 
-    /// im2col: `cols` (`K × P`, row-major) gets, in row `(c·kh + ky)·kw + kx` and column
-    /// `oy·W_out + ox`, the input value under kernel tap `(c, ky, kx)` at output `(oy, ox)`, or
-    /// 0 in the padding.
-    fn im2col<T: Scalar>(&self, x: &[T], cols: &mut [T]) {
-        let mut rows = cols.chunks_exact_mut(self.p);
-        for xc in x.chunks_exact(self.h * self.w) {
+    /// Offset of phase `r` of input row `iy` of channel `c` in the phased layout (for `s_w = 1`
+    /// this is the image itself).
+    fn row_start(&self, c: usize, iy: usize, r: usize) -> usize {
+        ((c * self.h + iy) * self.sw + r) * self.wr()
+    }
+
+    /// Splits every input row into `s_w` column phases, phase `r` holding columns
+    /// `r, r + s_w, r + 2s_w, …` contiguously: with it every im2col segment of a strided
+    /// convolution is a plain copy instead of a gather. Only used when `s_w > 1`.
+    fn phase<T: Scalar>(&self, x: &[T], out: &mut Vec<T>) {
+        let (s, wr) = (self.sw, self.wr());
+        out.resize(self.phased_len(), T::zero());
+        for (row, phased) in x.chunks_exact(self.w).zip(out.chunks_exact_mut(s * wr)) {
+            // column j·s + r goes to phase r, slot j; slots past the row's end are never read
+            for (j, group) in row.chunks(s).enumerate() {
+                for (r, &v) in group.iter().enumerate() {
+                    phased[r * wr + j] = v;
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`Geometry::phase`]: adds the phased gradient back into image layout.
+    fn unphase_add<T: Scalar>(&self, phased: &[T], x: &mut [T]) {
+        let (s, wr) = (self.sw, self.wr());
+        for (row, src) in x.chunks_exact_mut(self.w).zip(phased.chunks_exact(s * wr)) {
+            for (r, part) in src.chunks_exact(wr).enumerate() {
+                let columns = row.get_mut(r..).unwrap_or_default();
+                for (d, v) in columns.iter_mut().step_by(s).zip(part) {
+                    *d += *v;
+                }
+            }
+        }
+    }
+
+    /// im2col of the output rows `oys`: `cols` (`K × |oys|·W_out`, row-major) gets, in row
+    /// `(c·kh + ky)·kw + kx` and column `(oy − oys.start)·W_out + ox`, the input value under
+    /// kernel tap `(c, ky, kx)` at output `(oy, ox)`, or 0 in the padding. `src` is the
+    /// example, column-phased if `s_w > 1`.
+    fn im2col<T: Scalar>(&self, src: &[T], oys: Range<usize>, cols: &mut [T]) {
+        let width = oys.len() * self.ow;
+        let taps: Vec<Tap> = (0..self.kw).map(|kx| self.tap(kx)).collect();
+        let mut rows = cols.chunks_exact_mut(width);
+        for c in 0..self.c {
             for ky in 0..self.kh {
-                for kx in 0..self.kw {
+                for &Tap { r, q, lo, hi } in &taps {
                     let dst = rows.next().expect("K rows");
-                    let (lo, hi) = self.valid_ox(kx);
-                    for (oy, drow) in dst.chunks_exact_mut(self.ow).enumerate() {
+                    for (oy, drow) in oys.clone().zip(dst.chunks_exact_mut(self.ow)) {
                         let Some(iy) = self.iy(oy, ky) else {
                             drow.fill(T::zero());
                             continue;
                         };
-                        let src = &xc[iy * self.w..(iy + 1) * self.w];
                         drow[..lo].fill(T::zero());
                         drow[hi..].fill(T::zero());
-                        if lo == hi {
-                            continue;
-                        }
-                        let start = lo * self.sw + kx * self.dw - self.pw;
-                        if self.sw == 1 {
-                            drow[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
-                        } else {
-                            for (d, s) in drow[lo..hi]
-                                .iter_mut()
-                                .zip(src[start..].iter().step_by(self.sw))
-                            {
-                                *d = *s;
-                            }
+                        if lo < hi {
+                            let a = self.row_start(c, iy, r) + (lo as isize + q) as usize;
+                            drow[lo..hi].copy_from_slice(&src[a..a + (hi - lo)]);
                         }
                     }
                 }
@@ -301,31 +341,113 @@ impl Geometry {
         }
     }
 
-    /// col2im, the adjoint of [`Geometry::im2col`]: adds each entry of `cols` back onto the
-    /// input value it was copied from (taps outside the image are dropped).
-    fn col2im<T: Scalar>(&self, cols: &[T], x: &mut [T]) {
-        let mut rows = cols.chunks_exact(self.p);
-        for xc in x.chunks_exact_mut(self.h * self.w) {
+    /// col2im, the adjoint of [`Geometry::im2col`] for the output rows `oys`: adds each entry
+    /// of `cols` back onto the (phased) input value it was copied from; taps in the padding are
+    /// dropped.
+    fn col2im<T: Scalar>(&self, cols: &[T], oys: Range<usize>, dst: &mut [T]) {
+        let width = oys.len() * self.ow;
+        let taps: Vec<Tap> = (0..self.kw).map(|kx| self.tap(kx)).collect();
+        let mut rows = cols.chunks_exact(width);
+        for c in 0..self.c {
             for ky in 0..self.kh {
-                for kx in 0..self.kw {
+                for &Tap { r, q, lo, hi } in &taps {
                     let src = rows.next().expect("K rows");
-                    let (lo, hi) = self.valid_ox(kx);
-                    for (oy, srow) in src.chunks_exact(self.ow).enumerate() {
+                    if lo == hi {
+                        continue;
+                    }
+                    for (oy, srow) in oys.clone().zip(src.chunks_exact(self.ow)) {
                         let Some(iy) = self.iy(oy, ky) else {
                             continue;
                         };
-                        if lo == hi {
-                            continue;
-                        }
-                        let dst = &mut xc[iy * self.w..(iy + 1) * self.w];
-                        let start = lo * self.sw + kx * self.dw - self.pw;
-                        for (d, s) in dst[start..].iter_mut().step_by(self.sw).zip(&srow[lo..hi]) {
-                            *d += *s;
+                        let a = self.row_start(c, iy, r) + (lo as isize + q) as usize;
+                        for (d, v) in dst[a..a + (hi - lo)].iter_mut().zip(&srow[lo..hi]) {
+                            *d += *v;
                         }
                     }
                 }
             }
         }
+    }
+}
+
+/// Where one kernel column reads in the phased input (see [`Geometry::tap`]).
+#[derive(Clone, Copy, Debug)]
+struct Tap {
+    /// Column phase.
+    r: usize,
+    /// Offset from output column to phase index: `j = ox + q`.
+    q: isize,
+    /// First output column inside the image.
+    lo: usize,
+    /// One past the last output column inside the image.
+    hi: usize,
+}
+
+/// Per-chunk work buffers, reused across calls.
+#[derive(Clone, Debug, Default)]
+struct Scratch<T> {
+    /// im2col matrix of one example.
+    cols: Vec<T>,
+    /// Column-phased copy of one example (strided convolutions only).
+    phased: Vec<T>,
+    /// Gradient of `cols` (backward with `dL/dx` only).
+    dcols: Vec<T>,
+    /// Gradient of `phased` (strided backward with `dL/dx` only).
+    dphased: Vec<T>,
+}
+
+impl<T: Scalar> Scratch<T> {
+    /// Prepares example `x`: its column phases if the convolution is strided.
+    fn load(&mut self, geo: &Geometry, x: &[T]) {
+        if geo.sw > 1 {
+            geo.phase(x, &mut self.phased);
+        }
+    }
+
+    /// im2col of the loaded example's output rows `oys` into `self.cols`.
+    fn im2col(&mut self, geo: &Geometry, x: &[T], oys: Range<usize>) {
+        self.cols.resize(geo.k * oys.len() * geo.ow, T::zero());
+        let src = if geo.sw > 1 { &self.phased[..] } else { x };
+        geo.im2col(src, oys, &mut self.cols);
+    }
+
+    /// Clears the input gradient of one example (phased layout if strided).
+    fn start_dx(&mut self, geo: &Geometry) {
+        if geo.sw > 1 {
+            self.dphased.clear();
+            self.dphased.resize(geo.phased_len(), T::zero());
+        }
+    }
+
+    /// Adds `col2im(self.dcols)` for output rows `oys` into the example's input gradient.
+    fn col2im_add(&mut self, geo: &Geometry, oys: Range<usize>, dx: &mut [T]) {
+        if geo.sw > 1 {
+            geo.col2im(&self.dcols, oys, &mut self.dphased);
+        } else {
+            geo.col2im(&self.dcols, oys, dx);
+        }
+    }
+
+    /// Moves a strided example's phased input gradient into image layout.
+    fn finish_dx(&mut self, geo: &Geometry, dx: &mut [T]) {
+        if geo.sw > 1 {
+            geo.unphase_add(&self.dphased, dx);
+        }
+    }
+}
+
+/// Bytes of im2col matrix built at a time: a block of output rows small enough that the block
+/// and matrixmultiply's packed copy of it stay in a core's L2 cache, instead of streaming the
+/// whole im2col matrix of an example (3 MB for question 3's first layer) through L3 twice.
+const IM2COL_BLOCK_BYTES: usize = 256 * 1024;
+
+impl Geometry {
+    /// The output rows of one example in blocks of [`IM2COL_BLOCK_BYTES`].
+    fn blocks<T: Scalar>(&self) -> impl Iterator<Item = Range<usize>> + use<T> {
+        let oh = self.p / self.ow;
+        let row_bytes = self.k * self.ow * T::BYTES;
+        let per = (IM2COL_BLOCK_BYTES / row_bytes.max(1)).clamp(1, oh);
+        (0..oh.div_ceil(per)).map(move |b| b * per..((b + 1) * per).min(oh))
     }
 }
 
@@ -380,8 +502,8 @@ pub struct Conv2d<T: Scalar> {
     weight: Param<T>,
     bias: Option<Param<T>>,
     input: Option<DMatrix<T>>,
-    /// One im2col buffer per chunk, reused across calls.
-    scratch: Vec<Vec<T>>,
+    /// Work buffers, one set per chunk of the batch, reused across calls.
+    scratch: Vec<Scratch<T>>,
 }
 
 impl<T: Scalar> Conv2d<T> {
@@ -445,7 +567,7 @@ impl<T: Scalar> Conv2d<T> {
     fn convolve(
         &self,
         x: &DMatrix<T>,
-        scratch: &mut Vec<Vec<T>>,
+        scratch: &mut Vec<Scratch<T>>,
     ) -> Result<DMatrix<T>, LayerError> {
         let geo = self.geo;
         check_rows(NAME, "input", x, geo.in_len())?;
@@ -456,34 +578,37 @@ impl<T: Scalar> Conv2d<T> {
             return Ok(y);
         }
         let (chunks, size) = split(n);
-        scratch.resize_with(chunks.max(scratch.len()), Vec::new);
+        scratch.resize_with(chunks.max(scratch.len()), Scratch::default);
         let w = self.weight.value();
         let bias = self.bias.as_ref().map(|b| b.value().as_slice());
         y.as_mut_slice()
             .par_chunks_mut(size * out_len)
             .zip(x.as_slice().par_chunks(size * geo.in_len()))
             .zip(scratch.par_iter_mut())
-            .for_each(|((ys, xs), cols)| {
-                cols.resize(geo.k * geo.p, T::zero());
+            .for_each(|((ys, xs), buf)| {
                 for (yi, xi) in ys
                     .chunks_exact_mut(out_len)
                     .zip(xs.chunks_exact(geo.in_len()))
                 {
-                    geo.im2col(xi, cols);
                     if let Some(b) = bias {
                         for (row, &bo) in yi.chunks_exact_mut(geo.p).zip(b) {
                             row.fill(bo);
                         }
                     }
                     let beta = if bias.is_some() { T::one() } else { T::zero() };
-                    // y (C_out × P, row-major) = W (C_out × K) · cols (K × P, row-major)
-                    gemm(
-                        T::one(),
-                        MatRef::of(w),
-                        MatRef::new(cols, geo.k, geo.p, geo.p, 1),
-                        beta,
-                        MatMut::new(yi, c_out, geo.p, geo.p, 1),
-                    );
+                    buf.load(&geo, xi);
+                    for oys in geo.blocks::<T>() {
+                        let (start, width) = (oys.start * geo.ow, oys.len() * geo.ow);
+                        buf.im2col(&geo, xi, oys);
+                        // y[:, block] (C_out × width, rows P apart) = W (C_out × K) · cols
+                        gemm(
+                            T::one(),
+                            MatRef::of(w),
+                            MatRef::new(&buf.cols, geo.k, width, width, 1),
+                            beta,
+                            MatMut::new(&mut yi[start..], c_out, width, geo.p, 1),
+                        );
+                    }
                 }
             });
         Ok(y)
@@ -508,48 +633,54 @@ impl<T: Scalar> Conv2d<T> {
         }
         let (chunks, size) = split(n);
         self.scratch
-            .resize_with(chunks.max(self.scratch.len()), Vec::new);
+            .resize_with(chunks.max(self.scratch.len()), Scratch::default);
         let w = self.weight.value();
         let has_bias = self.bias.is_some();
         let in_len = geo.in_len();
 
         // One job per chunk: its examples' dL/dx (disjoint slices) and its partial dW, db.
-        let job = |chunk: usize, cols: &mut Vec<T>, mut dx: Option<&mut [T]>| {
-            cols.resize(geo.k * geo.p, T::zero());
-            let mut dcols = if dx.is_some() {
-                vec![T::zero(); geo.k * geo.p]
-            } else {
-                Vec::new()
-            };
+        let job = |chunk: usize, buf: &mut Scratch<T>, mut dx: Option<&mut [T]>| {
             let mut dw = DMatrix::zeros(c_out, geo.k);
             let mut db = vec![T::zero(); if has_bias { c_out } else { 0 }];
             let range = chunk * size..((chunk + 1) * size).min(n);
             for (local, i) in range.enumerate() {
                 let xi = &x.as_slice()[i * in_len..(i + 1) * in_len];
                 let gi = &grad_y.as_slice()[i * out_len..(i + 1) * out_len];
-                let g = MatRef::new(gi, c_out, geo.p, geo.p, 1);
-                geo.im2col(xi, cols);
-                // dW += δ (C_out × P) · colsᵀ (P × K)
-                gemm(
-                    T::one(),
-                    g,
-                    MatRef::new(cols, geo.p, geo.k, 1, geo.p),
-                    T::one(),
-                    MatMut::of(&mut dw),
-                );
                 for (acc, row) in db.iter_mut().zip(gi.chunks_exact(geo.p)) {
                     *acc += row.iter().fold(T::zero(), |s, &v| s + v);
                 }
-                if let Some(dx) = dx.as_deref_mut() {
-                    // dcols (K × P, row-major) = Wᵀ (K × C_out) · δ (C_out × P)
+                buf.load(&geo, xi);
+                buf.start_dx(&geo);
+                let mut dx_i = dx
+                    .as_deref_mut()
+                    .map(|dx| &mut dx[local * in_len..(local + 1) * in_len]);
+                for oys in geo.blocks::<T>() {
+                    let (start, width) = (oys.start * geo.ow, oys.len() * geo.ow);
+                    let g = MatRef::new(&gi[start..], c_out, width, geo.p, 1);
+                    buf.im2col(&geo, xi, oys.clone());
+                    // dW += δ[:, block] (C_out × width) · colsᵀ (width × K)
                     gemm(
                         T::one(),
-                        MatRef::transposed(w),
                         g,
-                        T::zero(),
-                        MatMut::new(&mut dcols, geo.k, geo.p, geo.p, 1),
+                        MatRef::new(&buf.cols, width, geo.k, 1, width),
+                        T::one(),
+                        MatMut::of(&mut dw),
                     );
-                    geo.col2im(&dcols, &mut dx[local * in_len..(local + 1) * in_len]);
+                    if let Some(dx_i) = dx_i.as_deref_mut() {
+                        // dcols (K × width, row-major) = Wᵀ (K × C_out) · δ[:, block]
+                        buf.dcols.resize(geo.k * width, T::zero());
+                        gemm(
+                            T::one(),
+                            MatRef::transposed(w),
+                            g,
+                            T::zero(),
+                            MatMut::new(&mut buf.dcols, geo.k, width, width, 1),
+                        );
+                        buf.col2im_add(&geo, oys, dx_i);
+                    }
+                }
+                if let Some(dx_i) = dx_i {
+                    buf.finish_dx(&geo, dx_i);
                 }
             }
             (dw, db)
@@ -561,19 +692,19 @@ impl<T: Scalar> Conv2d<T> {
                 .par_chunks_mut(size * in_len)
                 .zip(self.scratch.par_iter_mut())
                 .enumerate()
-                .map(|(chunk, (dx, cols))| job(chunk, cols, Some(dx)))
+                .map(|(chunk, (dx, buf))| job(chunk, buf, Some(dx)))
                 .collect(),
             None => self
                 .scratch
                 .par_iter_mut()
                 .take(chunks)
                 .enumerate()
-                .map(|(chunk, cols)| job(chunk, cols, None))
+                .map(|(chunk, buf)| job(chunk, buf, None))
                 .collect(),
         };
         // Sum the partials in chunk order: reproducible.
         for (dw, db) in &partials {
-            *self.weight.grad_matrix_mut() += dw;
+            add_assign(self.weight.grad_matrix_mut(), dw);
             if let Some(b) = self.bias.as_mut() {
                 for (acc, &v) in b.grad_matrix_mut().iter_mut().zip(db) {
                     *acc += v;

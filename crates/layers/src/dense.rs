@@ -4,7 +4,7 @@ use nalgebra::DMatrix;
 use retroprop_activations::Scalar;
 
 use crate::layer::{check_grad, check_rows};
-use crate::linalg::{MatMut, MatRef, add_row_sums, broadcast_columns, gemm};
+use crate::linalg::{MatMut, MatRef, add_row_sums, broadcast_columns, par_gemm};
 use crate::{Init, Layer, LayerError, LayerSpec, Param, ParamKind, Shape};
 
 /// Fully connected layer: `hᵃ = W x + b` (questions 2a/2b).
@@ -126,7 +126,7 @@ impl<T: Scalar> Dense<T> {
     fn affine(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         check_rows(NAME, "input", x, self.d_in())?;
         let mut h_a = broadcast_columns(self.bias.value().as_slice(), x.ncols());
-        gemm(
+        par_gemm(
             T::one(),
             MatRef::of(self.weight.value()),
             MatRef::of(x),
@@ -143,7 +143,7 @@ impl<T: Scalar> Dense<T> {
             .as_ref()
             .ok_or(LayerError::NoForwardCache { layer: NAME })?;
         check_grad(NAME, grad_y, self.weight.value().nrows(), x.ncols())?;
-        gemm(
+        par_gemm(
             T::one(),
             MatRef::of(grad_y),
             MatRef::transposed(x),
@@ -188,7 +188,7 @@ impl<T: Scalar> Layer<T> for Dense<T> {
     fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         let n = self.accumulate(grad_y)?.ncols();
         let mut grad_x = DMatrix::zeros(self.d_in(), n);
-        gemm(
+        par_gemm(
             T::one(),
             MatRef::transposed(self.weight.value()),
             MatRef::of(grad_y),

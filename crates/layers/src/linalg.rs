@@ -95,21 +95,62 @@ pub(crate) fn gemm<T: Scalar>(
     beta: T,
     c: MatMut<'_, T>,
 ) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
+    check_chain(&a, &b, &c);
+    // SAFETY: the operands' extents were checked against their slices (`check_extent`), the
+    // shapes chain (checked above), and `c` is a unique borrow, aliasing neither input.
+    unsafe { kernel(alpha, a, b, beta, Out::of(c)) }
+}
+
+fn check_chain<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) {
     assert!(
-        b.rows == k && c.rows == m && c.cols == n,
+        b.rows == a.cols && c.rows == a.rows && c.cols == b.cols,
         "gemm: shapes do not chain"
     );
+}
+
+/// The output operand as a raw pointer, so that disjoint blocks of one matrix can be written
+/// from different threads even when they interleave in memory (rows of a column-major matrix).
+struct Out<T> {
+    ptr: *mut T,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+// SAFETY: an `Out` is only created from a unique borrow (`Out::of`) and only split into blocks
+// of disjoint elements (`split_gemm`), so sending one to another thread sends exclusive access
+// to its elements.
+unsafe impl<T: Send> Send for Out<T> {}
+
+impl<T> Out<T> {
+    fn of(c: MatMut<'_, T>) -> Self {
+        Self {
+            ptr: c.data.as_mut_ptr(),
+            rows: c.rows,
+            cols: c.cols,
+            rs: c.rs,
+            cs: c.cs,
+        }
+    }
+}
+
+/// Calls the matrixmultiply kernel for `f32` or `f64`.
+///
+/// # Safety
+/// `c` must address `rows × cols` elements (at its strides) that nothing else reads or writes
+/// during the call; `a` and `b` must chain with `c`.
+unsafe fn kernel<T: Scalar>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: T, c: Out<T>) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
         return;
     }
     let signed = |s: usize| isize::try_from(s).expect("stride fits isize");
     let (rsa, csa, rsb, csb) = (signed(a.rs), signed(a.cs), signed(b.rs), signed(b.cs));
     let (rsc, csc) = (signed(c.rs), signed(c.cs));
-    // SAFETY: every operand's extent was checked against its slice at construction
-    // (`check_extent`), the shapes chain (asserted above), and `c` is borrowed mutably so it
-    // aliases neither `a` nor `b`. `T` is exactly `f32` or `f64` in each branch, so the pointer
-    // casts are identities and `to_f64` round-trips `alpha`/`beta` exactly.
+    // SAFETY: `a` and `b` are checked views; `c` is exclusive (the caller's contract). `T` is
+    // exactly `f32` or `f64` in each branch, so the pointer casts are identities and `to_f64`
+    // round-trips `alpha` and `beta` exactly.
     unsafe {
         if TypeId::of::<T>() == TypeId::of::<f32>() {
             matrixmultiply::sgemm(
@@ -124,7 +165,7 @@ pub(crate) fn gemm<T: Scalar>(
                 rsb,
                 csb,
                 beta.to_f64() as f32,
-                c.data.as_mut_ptr().cast::<f32>(),
+                c.ptr.cast::<f32>(),
                 rsc,
                 csc,
             );
@@ -141,13 +182,134 @@ pub(crate) fn gemm<T: Scalar>(
                 rsb,
                 csb,
                 beta.to_f64(),
-                c.data.as_mut_ptr().cast::<f64>(),
+                c.ptr.cast::<f64>(),
                 rsc,
                 csc,
             );
         } else {
             unreachable!("Scalar is sealed to f32 and f64");
         }
+    }
+}
+
+/// Products smaller than this many multiply-adds run on one thread: splitting costs a few
+/// microseconds of scheduling, which a product this size (≈ 6 µs at 180 GFLOP/s) cannot repay.
+const PAR_MIN_MACS: usize = 1 << 20;
+
+/// `c ← α a b + β c` like [`gemm`], split over rayon's threads for large products.
+///
+/// `c` is cut into blocks of rows (each with the matching rows of `a`) or of columns (with the
+/// matching columns of `b`), one per thread. Each block packs its own copy of the operand it
+/// shares with the others, so the split goes along the dimension whose shared operand is the
+/// cheaper to pack. Every entry is still computed by one kernel call with the same summation order, so
+/// the result does not depend on the split. Called from inside a rayon task it still splits;
+/// rayon runs the halves on idle threads or inline.
+pub(crate) fn par_gemm<T: Scalar>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: MatMut<'_, T>,
+) {
+    check_chain(&a, &b, &c);
+    let macs = a.rows * a.cols * b.cols;
+    let threads = rayon::current_num_threads();
+    let parts = if macs >= PAR_MIN_MACS {
+        threads.min(macs / (PAR_MIN_MACS / 2))
+    } else {
+        1
+    };
+    // SAFETY: `c` is a unique borrow and the shapes chain (checked above).
+    unsafe { split_gemm(alpha, a, b, beta, Out::of(c), parts.max(1)) }
+}
+
+/// # Safety
+/// As [`kernel`]: `c` is exclusive and chains with `a` and `b`.
+unsafe fn split_gemm<T: Scalar>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: Out<T>,
+    parts: usize,
+) {
+    // Splitting rows makes every block pack all of b; splitting columns, all of a. matrixmultiply
+    // packs a column-major a (and a row-major b) with straight copies, other layouts element
+    // by element, several times slower: weigh each operand by that.
+    let packing_cost = |len: usize, contiguous: bool| if contiguous { len } else { 4 * len };
+    let dup_b = packing_cost(b.rows * b.cols, b.cs == 1);
+    let dup_a = packing_cost(a.rows * a.cols, a.rs == 1);
+    let by_rows = dup_b <= dup_a;
+    let extent = if by_rows { c.rows } else { c.cols };
+    if parts <= 1 || extent < 2 {
+        // SAFETY: forwarded from the caller.
+        unsafe { kernel(alpha, a, b, beta, c) };
+        return;
+    }
+    let left_parts = parts / 2;
+    let mid = extent * left_parts / parts;
+    let (c1, c2, (a1, a2), (b1, b2)) = if by_rows {
+        let top = Out { rows: mid, ..c };
+        // SAFETY: rows mid.. of c start mid·rs elements in, inside c's extent.
+        let bottom = Out {
+            ptr: unsafe { c.ptr.add(mid * c.rs) },
+            rows: c.rows - mid,
+            ..c
+        };
+        let a_top = MatRef { rows: mid, ..a };
+        let a_bottom = MatRef::new(&a.data[mid * a.rs..], a.rows - mid, a.cols, a.rs, a.cs);
+        (top, bottom, (a_top, a_bottom), (b, b))
+    } else {
+        let left = Out { cols: mid, ..c };
+        // SAFETY: columns mid.. of c start mid·cs elements in, inside c's extent.
+        let right = Out {
+            ptr: unsafe { c.ptr.add(mid * c.cs) },
+            cols: c.cols - mid,
+            ..c
+        };
+        let b_left = MatRef { cols: mid, ..b };
+        let b_right = MatRef::new(&b.data[mid * b.cs..], b.rows, b.cols - mid, b.rs, b.cs);
+        (left, right, (a, a), (b_left, b_right))
+    };
+    // The calling thread computes the first block itself while a pool thread takes the
+    // second: from outside the pool only one worker has to wake up (`rayon::join` would send
+    // both halves to the pool and put the caller to sleep).
+    // SAFETY: the two blocks address disjoint elements of c (different rows or different
+    // columns), each chaining with its operands.
+    rayon::in_place_scope(|scope| {
+        scope.spawn(move |_| unsafe { split_gemm(alpha, a2, b2, beta, c2, parts - left_parts) });
+        unsafe { split_gemm(alpha, a1, b1, beta, c1, left_parts) };
+    });
+}
+
+/// `f(aᵢ, bᵢ)` entry by entry, on the underlying slices (nalgebra's `zip_map` iterates with
+/// strides and does not vectorise). `a` and `b` have the same shape.
+pub(crate) fn zip_map<T: Scalar>(
+    a: &DMatrix<T>,
+    b: &DMatrix<T>,
+    f: impl Fn(T, T) -> T,
+) -> DMatrix<T> {
+    debug_assert_eq!(a.shape(), b.shape());
+    let data = a
+        .as_slice()
+        .iter()
+        .zip(b.as_slice())
+        .map(|(&x, &y)| f(x, y))
+        .collect();
+    DMatrix::from_vec(a.nrows(), a.ncols(), data)
+}
+
+/// `f(aᵢ)` entry by entry, on the underlying slice.
+pub(crate) fn map<T: Scalar>(a: &DMatrix<T>, f: impl Fn(T) -> T) -> DMatrix<T> {
+    let data = a.as_slice().iter().map(|&x| f(x)).collect();
+    DMatrix::from_vec(a.nrows(), a.ncols(), data)
+}
+
+/// `acc += m`, on the underlying slices.
+pub(crate) fn add_assign<T: Scalar>(acc: &mut DMatrix<T>, m: &DMatrix<T>) {
+    debug_assert_eq!(acc.shape(), m.shape());
+    for (a, &v) in acc.as_mut_slice().iter_mut().zip(m.as_slice()) {
+        *a += v;
     }
 }
 
@@ -207,6 +369,42 @@ mod tests {
             assert_eq!(product(&a.transpose(), &b, true, false), want);
             assert_eq!(product(&a, &b.transpose(), false, true), want);
             assert_eq!(product(&a.transpose(), &b.transpose(), true, true), want);
+        }
+    }
+
+    #[test]
+    fn split_products_equal_the_single_call_bit_for_bit() {
+        // big enough to split; both memory orders of c
+        let a = DMatrix::from_fn(70, 90, |i, j| ((i * 31 + j * 17) % 23) as f64 - 11.0);
+        let b = DMatrix::from_fn(90, 200, |i, j| ((i * 7 + j * 13) % 19) as f64 * 0.25);
+        let mut one = DMatrix::zeros(70, 200);
+        gemm(
+            1.0,
+            MatRef::of(&a),
+            MatRef::of(&b),
+            0.0,
+            MatMut::of(&mut one),
+        );
+        for parts in [2, 3, 4] {
+            let mut split = DMatrix::zeros(70, 200);
+            // SAFETY: `split` is borrowed uniquely and the shapes chain.
+            unsafe {
+                split_gemm(
+                    1.0,
+                    MatRef::of(&a),
+                    MatRef::of(&b),
+                    0.0,
+                    Out::of(MatMut::of(&mut split)),
+                    parts,
+                )
+            };
+            assert_eq!(split, one);
+            // row-major c: the transpose stored column-major, viewed with swapped strides
+            let mut rm = vec![0.0; 70 * 200];
+            let out = Out::of(MatMut::new(&mut rm, 70, 200, 200, 1));
+            // SAFETY: `rm` is borrowed uniquely and the shapes chain.
+            unsafe { split_gemm(1.0, MatRef::of(&a), MatRef::of(&b), 0.0, out, parts) };
+            assert_eq!(DMatrix::from_row_slice(70, 200, &rm), one);
         }
     }
 

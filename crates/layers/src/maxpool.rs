@@ -2,7 +2,7 @@
 
 use nalgebra::DMatrix;
 use rayon::prelude::*;
-use retroprop_activations::{Scalar, is_nan};
+use retroprop_activations::Scalar;
 use serde::{Deserialize, Serialize};
 
 use crate::conv2d::output_size;
@@ -175,46 +175,113 @@ impl<T: Scalar> MaxPool2d<T> {
         self.config.channels * self.out.0 * self.out.1
     }
 
+    /// For each output position along an axis, the input range its window covers inside the
+    /// image (padding excluded): `lo..hi`, never empty because padding ≤ kernel/2.
+    fn window_ranges(
+        out: usize,
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Vec<(usize, usize)> {
+        (0..out)
+            .map(|o| {
+                let start = o * stride;
+                let lo = start.saturating_sub(pad);
+                let hi = (start + kernel).saturating_sub(pad).min(input);
+                (lo, hi)
+            })
+            .collect()
+    }
+
     /// Pools one example into `y`, writing the winners' indices into `arg`.
+    ///
+    /// Interior output columns (whose windows lie inside the image horizontally) are updated
+    /// lane by lane, one window tap at a time across the whole output row, so consecutive
+    /// comparisons are independent; the edge columns take the plain window scan. Both visit
+    /// taps in scan order and keep the first maximum.
     fn pool_one(&self, x: &[T], y: &mut [T], arg: &mut [u32]) {
         let c = &self.config;
         let (h, w) = (c.input.h, c.input.w);
         let (oh, ow) = self.out;
-        let mut out = 0;
-        for ch in 0..c.channels {
+        let (kw, sw, pw) = (c.kernel.w, c.stride.w, c.padding.w);
+        let rows = Self::window_ranges(oh, h, c.kernel.h, c.stride.h, c.padding.h);
+        let cols = Self::window_ranges(ow, w, kw, sw, pw);
+        // interior columns: j·s − p ≥ 0 and j·s − p + k ≤ W
+        let j0 = pw.div_ceil(sw).min(ow);
+        let j1 = if w + pw >= kw {
+            ((w + pw - kw) / sw + 1).min(ow)
+        } else {
+            0
+        }
+        .max(j0);
+        // `!(value <= best)`: strictly greater (the first maximum keeps ties) or NaN;
+        // `best == best`: a NaN, once chosen, stays.
+        // (the negated comparison is the point: it is true for NaN)
+        #[allow(clippy::eq_op, clippy::neg_cmp_op_on_partial_ord)]
+        let take = |value: T, best: T| !(value <= best) & (best == best);
+        let wr = w.div_ceil(sw);
+        let mut phased = vec![T::zero(); if sw == 1 { 0 } else { sw * wr }];
+        for (ch, channel) in x.chunks_exact(h * w).enumerate() {
             let base = ch * h * w;
-            for i in 0..oh {
-                for j in 0..ow {
-                    let mut best = T::NEG_INFINITY;
-                    let mut best_at = usize::MAX;
-                    for u in 0..c.kernel.h {
-                        let Some(iy) = (i * c.stride.h + u).checked_sub(c.padding.h) else {
-                            continue;
-                        };
-                        if iy >= h {
-                            continue;
-                        }
-                        for v in 0..c.kernel.w {
-                            let Some(ix) = (j * c.stride.w + v).checked_sub(c.padding.w) else {
-                                continue;
-                            };
-                            if ix >= w {
-                                continue;
-                            }
-                            let at = base + iy * w + ix;
-                            let value = x[at];
-                            // strict `>`: the first maximum keeps the window; NaN wins and stays
-                            let wins = best_at == usize::MAX
-                                || (!is_nan(best) && (value > best || is_nan(value)));
-                            if wins {
-                                best = value;
-                                best_at = at;
-                            }
+            let out_channel = ch * oh * ow;
+            for (i, &(ylo, yhi)) in rows.iter().enumerate() {
+                let start = out_channel + i * ow;
+                let (y_row, a_row) = (&mut y[start..start + ow], &mut arg[start..start + ow]);
+                // edge columns: scan each window
+                for j in (0..j0).chain(j1..ow) {
+                    let (xlo, xhi) = cols[j];
+                    let mut best_at = ylo * w + xlo;
+                    let mut best = channel[best_at];
+                    for iy in ylo..yhi {
+                        for ix in xlo..xhi {
+                            let value = channel[iy * w + ix];
+                            let t = take(value, best);
+                            best = if t { value } else { best };
+                            best_at = if t { iy * w + ix } else { best_at };
                         }
                     }
-                    y[out] = best;
-                    arg[out] = best_at as u32;
-                    out += 1;
+                    y_row[j] = best;
+                    a_row[j] = (base + best_at) as u32;
+                }
+                // interior columns: tap by tap across the row, reading each input row split
+                // into column phases (phase r holds columns r, r + s, …) so every tap is a
+                // contiguous slice and the loop vectorises
+                if j0 == j1 {
+                    continue;
+                }
+                for iy in ylo..yhi {
+                    let row = &channel[iy * w..(iy + 1) * w];
+                    let phases: &[T] = if sw == 1 {
+                        row
+                    } else {
+                        for (r, dst) in phased.chunks_exact_mut(wr).enumerate() {
+                            for (d, v) in dst.iter_mut().zip(row.iter().skip(r).step_by(sw)) {
+                                *d = *v;
+                            }
+                        }
+                        &phased
+                    };
+                    for v in 0..kw {
+                        // ix = j·s + v − p = s·(j + q) + r for j ≥ j0
+                        let offset = v + j0 * sw - pw;
+                        let (r, q) = (offset % sw, offset / sw);
+                        let taps = &phases[r * wr + q..r * wr + q + (j1 - j0)];
+                        let first_at = (base + iy * w + offset) as u32;
+                        let lanes = y_row[j0..j1].iter_mut().zip(&mut a_row[j0..j1]).zip(taps);
+                        if iy == ylo && v == 0 {
+                            for (k, ((yv, av), &value)) in lanes.enumerate() {
+                                *yv = value;
+                                *av = first_at + (k * sw) as u32;
+                            }
+                            continue;
+                        }
+                        for (k, ((yv, av), &value)) in lanes.enumerate() {
+                            let t = take(value, *yv);
+                            *yv = if t { value } else { *yv };
+                            *av = if t { first_at + (k * sw) as u32 } else { *av };
+                        }
+                    }
                 }
             }
         }

@@ -124,7 +124,8 @@ impl<T: Scalar> Param<T> {
 
     /// Sets the gradient to zero.
     pub fn zero_grad(&mut self) {
-        self.grad.fill(T::zero());
+        // on the slice: a memset (nalgebra's `fill` goes element by element)
+        self.grad.as_mut_slice().fill(T::zero());
     }
 }
 
