@@ -15,15 +15,6 @@ pub fn upstream(rows: usize, cols: usize, rng: &mut Rng) -> DMatrix<f64> {
     DMatrix::from_fn(rows, cols, |_, _| rng.uniform(-1.0, 1.0))
 }
 
-/// `⟨G, layer.forward(x)⟩`.
-fn directional(
-    layer: &mut dyn Layer<f64>,
-    x: &DMatrix<f64>,
-    g: &DMatrix<f64>,
-) -> Result<f64, LayerError> {
-    Ok(layer.forward(x)?.dot(g))
-}
-
 /// Proves a layer's backward pass against central finite differences, in f64.
 ///
 /// With a seeded random upstream gradient `G`, the layer defines `L(x, θ) = ⟨G, f(x; θ)⟩`, whose
@@ -55,14 +46,51 @@ pub fn check_layer(
     config: &Config,
 ) -> Result<Report, LayerError> {
     let mut rng = Rng::new(config.seed);
-    let y = layer.forward(x)?;
+    let y = layer.infer(x)?;
     let g = upstream(y.nrows(), y.ncols(), &mut rng);
+    check_with_loss(layer, x, |y| (y.dot(&g), g.clone()), config)
+}
+
+/// Proves a network end to end through a loss: `L(x, θ) = loss(f(x; θ))`, where
+/// `loss(y)` returns the loss value and its gradient `dL/dy` (what a loss crate returns). The
+/// report covers `dL/dx` and every parameter gradient — the whole backward pass from the loss
+/// down to the input.
+///
+/// ```
+/// use nalgebra::DMatrix;
+/// use retroprop_gradcheck::{Config, check_with_loss};
+/// use retroprop_layers::{Dense, Init, LayerError};
+///
+/// # fn main() -> Result<(), LayerError> {
+/// let mut dense = Dense::<f64>::new(3, 2, Init::XavierUniform { seed: 4 })?;
+/// let x = DMatrix::from_fn(3, 5, |i, j| (i + 2 * j) as f64 * 0.1 - 0.4);
+/// // L = ½‖y‖², dL/dy = y
+/// let report = check_with_loss(&mut dense, &x, |y| (0.5 * y.norm_squared(), y.clone()), &Config::default())?;
+/// assert!(report.passed(), "{report}");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// The layer's own error if it rejects `x` or the gradient.
+pub fn check_with_loss(
+    layer: &mut dyn Layer<f64>,
+    x: &DMatrix<f64>,
+    mut loss: impl FnMut(&DMatrix<f64>) -> (f64, DMatrix<f64>),
+    config: &Config,
+) -> Result<Report, LayerError> {
+    let mut rng = Rng::new(config.seed ^ 0xC0FF_EE00);
+    let y = layer.forward(x)?;
+    let (_, grad_y) = loss(&y);
     layer.zero_grad();
-    let grad_x = layer.backward(&g)?;
+    let grad_x = layer.backward(&grad_y)?;
     let mut params: Vec<(String, DMatrix<f64>, DMatrix<f64>)> = Vec::new();
     layer.visit_params(&mut |path, p| {
         params.push((path.to_string(), p.value().clone(), p.grad().clone()));
     });
+    let mut value = |layer: &mut dyn Layer<f64>, x: &DMatrix<f64>| -> Result<f64, LayerError> {
+        Ok(loss(&layer.forward(x)?).0)
+    };
 
     let tol = config.tolerance;
     let mut tensors = Vec::with_capacity(1 + params.len());
@@ -77,14 +105,14 @@ pub fn check_layer(
         &tol,
         |i, v| {
             point[i] = v;
-            let l = directional(layer, &point, &g);
+            let l = value(layer, &point);
             point[i] = x[i];
             l
         },
     )?);
 
-    for (k, (path, value, grad)) in params.iter().enumerate() {
-        let indices = sample(value.len(), config.max_entries, &mut rng);
+    for (k, (path, theta, grad)) in params.iter().enumerate() {
+        let indices = sample(theta.len(), config.max_entries, &mut rng);
         let set = |layer: &mut dyn Layer<f64>, i: usize, v: f64| {
             let mut seen = 0;
             layer.visit_params_mut(&mut |_, p| {
@@ -96,15 +124,15 @@ pub fn check_layer(
         };
         tensors.push(check_tensor(
             path.clone(),
-            value.shape(),
-            value.as_slice(),
+            theta.shape(),
+            theta.as_slice(),
             grad.as_slice(),
             &indices,
             &tol,
             |i, v| {
                 set(layer, i, v);
-                let l = directional(layer, x, &g);
-                set(layer, i, value[i]);
+                let l = value(layer, x);
+                set(layer, i, theta[i]);
                 l
             },
         )?);

@@ -46,7 +46,7 @@ pub use diff::{
     Config, Entry, RETRY_DIVISORS, Report, STEP, TensorReport, Tolerance, check_batch_gradient,
     check_gradient,
 };
-pub use layer::{Clause, Conformance, check_layer, conformance, upstream};
+pub use layer::{Clause, Conformance, check_layer, check_with_loss, conformance, upstream};
 pub use retroprop_layers::Layer;
 
 /// The README's examples, compiled and run as doctests.

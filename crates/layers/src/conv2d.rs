@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layer::{check_grad, check_rows};
 use crate::linalg::{MatMut, MatRef, add_assign, gemm};
+use crate::shape::{MAX_VALUES, checked_product};
 use crate::{Init, Layer, LayerError, LayerSpec, Param, ParamKind, Shape};
 
 /// A size per spatial axis: `(height, width)`. `Hw::from(3)` is `3 × 3`.
@@ -61,8 +62,21 @@ pub fn output_size(
     padding: usize,
     dilation: usize,
 ) -> Result<usize, LayerError> {
-    let span = dilation * (kernel - 1) + 1;
-    let padded = input + 2 * padding;
+    let too_large = LayerError::TooLarge {
+        layer,
+        values: usize::MAX,
+        limit: MAX_VALUES,
+    };
+    let span = dilation
+        .checked_mul(kernel.saturating_sub(1))
+        .and_then(|v| v.checked_add(1))
+        .filter(|&v| v <= MAX_VALUES)
+        .ok_or(too_large.clone())?;
+    let padded = padding
+        .checked_mul(2)
+        .and_then(|v| v.checked_add(input))
+        .filter(|&v| v <= MAX_VALUES)
+        .ok_or(too_large)?;
     if padded < span {
         return Err(LayerError::EmptyOutput {
             layer,
@@ -178,10 +192,17 @@ impl Conv2dConfig {
             }
         }
         let (k, s, p, d) = (self.kernel, self.stride, self.padding, self.dilation);
-        Ok((
+        let (oh, ow) = (
             output_size(NAME, "height", self.input.h, k.h, s.h, p.h, d.h)?,
             output_size(NAME, "width", self.input.w, k.w, s.w, p.w, d.w)?,
-        ))
+        );
+        // every size the layer computes with, checked once here
+        checked_product(NAME, &[self.in_channels, self.input.h, self.input.w])?;
+        checked_product(NAME, &[self.out_channels, oh, ow])?;
+        let taps = checked_product(NAME, &[self.in_channels, k.h, k.w])?;
+        checked_product(NAME, &[self.out_channels, taps])?;
+        checked_product(NAME, &[taps, oh, ow])?;
+        Ok((oh, ow))
     }
 
     /// Output shape `C_out × H_out × W_out`.

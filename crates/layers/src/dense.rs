@@ -5,6 +5,7 @@ use retroprop_activations::Scalar;
 
 use crate::layer::{check_grad, check_rows};
 use crate::linalg::{MatMut, MatRef, add_row_sums, broadcast_columns, par_gemm};
+use crate::shape::checked_product;
 use crate::{Init, Layer, LayerError, LayerSpec, Param, ParamKind, Shape};
 
 /// Fully connected layer: `hᵃ = W x + b` (questions 2a/2b).
@@ -55,6 +56,7 @@ impl<T: Scalar> Dense<T> {
                 return Err(LayerError::ZeroSize { layer: NAME, what });
             }
         }
+        checked_product(NAME, &[d_in, d_out])?;
         let (w, b) = init.draw(d_out, d_in, d_in, d_out);
         Ok(Self::from_parts(w, b))
     }

@@ -180,6 +180,38 @@ pub enum LayerSpec {
 }
 
 impl LayerSpec {
+    /// The shapes `(rows, columns)` of the parameters the described layer has, in visiting
+    /// order, computed without building it (checked arithmetic: a corrupt description is an
+    /// error, not an overflow). `None` for [`LayerSpec::Sequential`] (its children have them)
+    /// and [`LayerSpec::Custom`] (unknown).
+    ///
+    /// # Errors
+    /// The error the layer's constructor would return for these numbers.
+    pub fn param_shapes(&self) -> Option<Result<Vec<(usize, usize)>, LayerError>> {
+        Some(match self {
+            LayerSpec::Dense { d_in, d_out } => {
+                crate::shape::checked_product("Dense", &[*d_in, *d_out])
+                    .map(|_| vec![(*d_out, *d_in), (*d_out, 1)])
+            }
+            LayerSpec::Conv2d(c) => c.output_size().map(|_| {
+                let taps = c.in_channels * c.kernel.h * c.kernel.w;
+                let mut shapes = vec![(c.out_channels, taps)];
+                if c.bias == crate::Bias::Learned {
+                    shapes.push((c.out_channels, 1));
+                }
+                shapes
+            }),
+            LayerSpec::MaxPool2d(c) => c.output_size().map(|_| Vec::new()),
+            LayerSpec::Softplus
+            | LayerSpec::Sigmoid
+            | LayerSpec::Tanh
+            | LayerSpec::Relu
+            | LayerSpec::Softmax
+            | LayerSpec::Flatten => Ok(Vec::new()),
+            LayerSpec::Sequential { .. } | LayerSpec::Custom { .. } => return None,
+        })
+    }
+
     /// Builds the layer this spec describes, with zero parameters (to be loaded).
     ///
     /// Returns `None` for specs this crate cannot build: [`LayerSpec::Sequential`] (built by

@@ -64,7 +64,7 @@ pub use layer::{Layer, LayerSpec};
 pub use maxpool::{MaxPool2d, MaxPool2dConfig};
 pub use param::{Param, ParamKind};
 pub use retroprop_activations::Scalar;
-pub use shape::Shape;
+pub use shape::{MAX_VALUES, Shape};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

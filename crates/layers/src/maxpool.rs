@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conv2d::output_size;
 use crate::layer::{check_grad, check_rows};
+use crate::shape::checked_product;
 use crate::{Hw, Layer, LayerError, LayerSpec, Shape};
 
 const NAME: &str = "MaxPool2d";
@@ -92,7 +93,7 @@ impl MaxPool2dConfig {
             ("height", self.padding.h, self.kernel.h),
             ("width", self.padding.w, self.kernel.w),
         ] {
-            if 2 * padding > kernel {
+            if padding > kernel / 2 {
                 return Err(LayerError::PaddingTooLarge {
                     layer: NAME,
                     axis,
@@ -102,6 +103,7 @@ impl MaxPool2dConfig {
             }
         }
         let (k, s, p) = (self.kernel, self.stride, self.padding);
+        checked_product(NAME, &[self.channels, self.input.h, self.input.w])?;
         Ok((
             output_size(NAME, "height", self.input.h, k.h, s.h, p.h, 1)?,
             output_size(NAME, "width", self.input.w, k.w, s.w, p.w, 1)?,

@@ -43,6 +43,17 @@ impl Shape {
         }
     }
 
+    /// Number of values, or `None` if the product overflows `usize` (a shape read from a file).
+    pub const fn checked_len(&self) -> Option<usize> {
+        match *self {
+            Shape::Flat(n) => Some(n),
+            Shape::Image { c, h, w } => match c.checked_mul(h) {
+                Some(ch) => ch.checked_mul(w),
+                None => None,
+            },
+        }
+    }
+
     /// `true` if the shape holds no value.
     pub const fn is_empty(&self) -> bool {
         self.len() == 0
@@ -57,6 +68,30 @@ impl fmt::Display for Shape {
             Shape::Image { c, h, w } => write!(f, "{c}×{h}×{w}"),
         }
     }
+}
+
+/// The largest number of values a layer accepts per example or per parameter: `2³²`. Larger
+/// sizes are certainly a corrupt description (a layer that big would not fit in memory), and
+/// refusing them keeps every size computation far from overflow.
+pub const MAX_VALUES: usize = 1 << 32;
+
+/// `∏ dims`, or [`LayerError::TooLarge`] above [`MAX_VALUES`] (checked at every step).
+pub(crate) fn checked_product(
+    layer: &'static str,
+    dims: &[usize],
+) -> Result<usize, crate::LayerError> {
+    let mut acc: usize = 1;
+    for &d in dims {
+        acc =
+            acc.checked_mul(d)
+                .filter(|&v| v <= MAX_VALUES)
+                .ok_or(crate::LayerError::TooLarge {
+                    layer,
+                    values: usize::MAX,
+                    limit: MAX_VALUES,
+                })?;
+    }
+    Ok(acc)
 }
 
 #[cfg(test)]

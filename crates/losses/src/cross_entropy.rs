@@ -1,0 +1,114 @@
+//! Multi-class cross-entropy from logits (questions 2h, 2l and 1m).
+
+use nalgebra::DMatrix;
+use retroprop_activations::{Scalar, slice};
+
+use crate::target::{check_dense, check_labels, reduce};
+use crate::{Loss, LossError, LossOutput, Reduction, Target};
+
+/// Cross-entropy (negative log-likelihood) of the softmax of the logits `oᵃ`, computed from the
+/// logits with log-sum-exp — never through the log of a probability.
+///
+/// ```text
+/// L(x, y) = −log oˢ_y = log Σⱼ exp(oᵃⱼ) − oᵃ_y = m + log Σⱼ exp(oᵃⱼ − m) − oᵃ_y,  m = maxⱼ oᵃⱼ   (2h)
+/// ∂L/∂oᵃ = oˢ − onehot(y)                                                                  (2l)
+///
+/// soft targets c (one-hot, or any probability vector; question 1m):
+/// L = −Σᵢ cᵢ log S(oᵃ)ᵢ = (Σᵢ cᵢ)·LSE(oᵃ) − ⟨c, oᵃ⟩,      ∂L/∂oᵃ = (Σᵢ cᵢ)·S(oᵃ) − c  (= S − c)
+/// ```
+///
+/// With [`Reduction::Mean`] (the default) the value is the empirical risk `R̂` of question 2i
+/// and the gradient column of each example is divided by `n`. Matches PyTorch's
+/// `CrossEntropyLoss` on logits.
+///
+/// ```
+/// use nalgebra::DMatrix;
+/// use retroprop_losses::{CrossEntropy, Loss, LossError, Target};
+///
+/// # fn main() -> Result<(), LossError> {
+/// let logits = DMatrix::from_column_slice(3, 1, &[1000.0_f64, 1001.0, 1002.0]);
+/// let out = CrossEntropy::default().evaluate(&logits, Target::Labels(&[2]))?;
+/// // L = LSE([0, 1, 2]) − 2, finite although e^1002 overflows
+/// let lse = (1.0 + 1.0_f64.exp() + 2.0_f64.exp()).ln();
+/// assert!((out.value - (lse - 2.0)).abs() < 1e-12);
+/// // ∂L/∂oᵃ = oˢ − onehot(y): the column sums to 0
+/// assert!(out.grad.sum().abs() < 1e-15);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CrossEntropy {
+    /// How the batch is reduced.
+    pub reduction: Reduction,
+}
+
+impl CrossEntropy {
+    /// With this reduction.
+    pub fn new(reduction: Reduction) -> Self {
+        Self { reduction }
+    }
+}
+
+const NAME: &str = "CrossEntropy";
+
+impl<T: Scalar> Loss<T> for CrossEntropy {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn reduction(&self) -> Reduction {
+        self.reduction
+    }
+
+    fn evaluate(
+        &self,
+        logits: &DMatrix<T>,
+        target: Target<'_, T>,
+    ) -> Result<LossOutput<T>, LossError> {
+        let (m, n) = logits.shape();
+        match target {
+            Target::Labels(labels) => check_labels(NAME, n, labels, m)?,
+            Target::Dense(c) => check_dense(NAME, logits, c, (0.0, f64::INFINITY))?,
+        }
+        let scale: T = self.reduction.scale(n);
+        // the gradient starts as a copy of the logits; each column becomes S(oᵃ) in place
+        let mut grad = logits.clone();
+        let mut per_example = Vec::with_capacity(n);
+        if m > 0 {
+            for (j, (g, o)) in grad
+                .as_mut_slice()
+                .chunks_exact_mut(m)
+                .zip(logits.as_slice().chunks_exact(m))
+                .enumerate()
+            {
+                let lse = slice::softmax_in_place(g).unwrap_or(T::NEG_INFINITY);
+                match target {
+                    Target::Labels(labels) => {
+                        let y = labels[j];
+                        per_example.push(lse - o[y]);
+                        g[y] -= T::one();
+                    }
+                    Target::Dense(c) => {
+                        let c = &c.as_slice()[j * m..(j + 1) * m];
+                        let mass = c.iter().fold(T::zero(), |a, &v| a + v);
+                        let dot = c.iter().zip(o).fold(T::zero(), |a, (&ci, &oi)| a + ci * oi);
+                        per_example.push(mass * lse - dot);
+                        for (gi, &ci) in g.iter_mut().zip(c) {
+                            *gi = mass * *gi - ci;
+                        }
+                    }
+                }
+                if scale != T::one() {
+                    for gi in g.iter_mut() {
+                        *gi *= scale;
+                    }
+                }
+            }
+        }
+        Ok(LossOutput {
+            value: reduce(&per_example, self.reduction),
+            per_example,
+            grad,
+        })
+    }
+}

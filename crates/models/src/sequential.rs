@@ -1,0 +1,269 @@
+//! `Sequential`: layers applied in order, itself a layer.
+
+use nalgebra::DMatrix;
+use retroprop_activations::{Scalar, slice};
+use retroprop_layers::{Layer, LayerError, LayerSpec, Param, Shape};
+
+use crate::ModelError;
+
+/// An ordered stack of layers that is itself a [`Layer`], so networks compose and nest.
+///
+/// The input shape of one example is fixed at creation; every [`Sequential::push`] checks that
+/// the new layer accepts the previous output (`Layer::output_shape`), so a network that builds
+/// is a network whose shapes chain. Forward runs the layers in order, backward in reverse;
+/// parameters are visited in order with paths `"<index>.<name>"` (`"0.weight"`), as PyTorch's
+/// `state_dict`.
+///
+/// ```
+/// use nalgebra::DMatrix;
+/// use retroprop_layers::{Dense, Init, Layer, Shape, Softplus};
+/// use retroprop_models::{ModelError, Sequential};
+///
+/// # fn main() -> Result<(), ModelError> {
+/// let mut net = Sequential::<f64>::new(Shape::Flat(4))
+///     .push(Dense::new(4, 8, Init::XavierUniform { seed: 1 })?)?
+///     .push(Softplus::new())?
+///     .push(Dense::new(8, 3, Init::XavierUniform { seed: 2 })?)?;
+/// assert_eq!(net.output_shape(), Shape::Flat(3));
+/// let y = net.forward(&DMatrix::from_element(4, 5, 0.1))?;
+/// assert_eq!(y.shape(), (3, 5));
+/// let dx = net.backward(&DMatrix::from_element(3, 5, 1.0))?;
+/// assert_eq!(dx.shape(), (4, 5));
+/// assert_eq!(net.param_count(), 4 * 8 + 8 + 8 * 3 + 3);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Sequential<T: Scalar> {
+    input: Shape,
+    layers: Vec<Box<dyn Layer<T>>>,
+    /// Output shape of each layer.
+    shapes: Vec<Shape>,
+}
+
+impl<T: Scalar> Sequential<T> {
+    /// An empty network taking examples of shape `input` (the identity until layers are added).
+    pub fn new(input: Shape) -> Self {
+        Self {
+            input,
+            layers: Vec::new(),
+            shapes: Vec::new(),
+        }
+    }
+
+    /// Appends a layer, builder style.
+    ///
+    /// # Errors
+    /// [`ModelError::Incompatible`] if the layer cannot take the current output shape.
+    pub fn push(mut self, layer: impl Layer<T> + 'static) -> Result<Self, ModelError> {
+        self.add(Box::new(layer))?;
+        Ok(self)
+    }
+
+    /// Appends a boxed layer.
+    ///
+    /// # Errors
+    /// [`ModelError::Incompatible`] if the layer cannot take the current output shape.
+    pub fn add(&mut self, layer: Box<dyn Layer<T>>) -> Result<(), ModelError> {
+        let input = self.output_shape();
+        let out = layer
+            .output_shape(input)
+            .map_err(|source| ModelError::Incompatible {
+                index: self.layers.len(),
+                layer: layer.name(),
+                input,
+                source: Box::new(source),
+            })?;
+        self.layers.push(layer);
+        self.shapes.push(out);
+        Ok(())
+    }
+
+    /// The shape of one input example.
+    pub fn input_shape(&self) -> Shape {
+        self.input
+    }
+
+    /// The shape of one output example.
+    pub fn output_shape(&self) -> Shape {
+        self.shapes.last().copied().unwrap_or(self.input)
+    }
+
+    /// The layers, first to last.
+    pub fn layers(&self) -> &[Box<dyn Layer<T>>] {
+        &self.layers
+    }
+
+    /// The layers, mutable (their shapes cannot change through `Layer`).
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer<T>>] {
+        &mut self.layers
+    }
+
+    /// The output shape of each layer, first to last.
+    pub fn shapes(&self) -> &[Shape] {
+        &self.shapes
+    }
+
+    /// Number of layers.
+    pub fn len(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// `true` if the network has no layer.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Class probabilities: the softmax of each output column (for networks that end in
+    /// logits, like the builders of this crate).
+    ///
+    /// # Errors
+    /// As [`Layer::infer`].
+    pub fn predict_proba(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, ModelError> {
+        let mut p = self.infer(x)?;
+        let rows = p.nrows();
+        if rows > 0 {
+            for col in p.as_mut_slice().chunks_exact_mut(rows) {
+                slice::softmax_in_place(col);
+            }
+        }
+        Ok(p)
+    }
+
+    /// Rebuilds a network from its description, with zero parameters (to be loaded).
+    ///
+    /// # Errors
+    /// [`ModelError::CannotBuild`] for a custom layer; [`ModelError::Layer`] or
+    /// [`ModelError::Incompatible`] for an invalid description.
+    pub fn from_spec(spec: &LayerSpec) -> Result<Self, ModelError> {
+        let LayerSpec::Sequential { input, layers } = spec else {
+            return Err(ModelError::CannotBuild {
+                layer: format!("{spec:?}"),
+            });
+        };
+        let mut net = Self::new(*input);
+        for layer in layers {
+            let built: Box<dyn Layer<T>> = match layer {
+                LayerSpec::Sequential { .. } => Box::new(Self::from_spec(layer)?),
+                LayerSpec::Custom { name } => {
+                    return Err(ModelError::CannotBuild {
+                        layer: name.clone(),
+                    });
+                }
+                other => match other.build::<T>() {
+                    Some(result) => result?,
+                    None => {
+                        return Err(ModelError::CannotBuild {
+                            layer: format!("{other:?}"),
+                        });
+                    }
+                },
+            };
+            net.add(built)?;
+        }
+        Ok(net)
+    }
+}
+
+impl<T: Scalar> Layer<T> for Sequential<T> {
+    fn name(&self) -> &'static str {
+        "Sequential"
+    }
+
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::Sequential {
+            input: self.input,
+            layers: self.layers.iter().map(|l| l.spec()).collect(),
+        }
+    }
+
+    fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {
+        if input == self.input {
+            Ok(Sequential::output_shape(self))
+        } else {
+            Err(LayerError::InputShape {
+                layer: "Sequential",
+                expected: self.input,
+                got: input,
+            })
+        }
+    }
+
+    fn forward(&mut self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let mut layers = self.layers.iter_mut();
+        let Some(first) = layers.next() else {
+            return Ok(x.clone());
+        };
+        let mut y = first.forward(x)?;
+        for layer in layers {
+            y = layer.forward(&y)?;
+        }
+        Ok(y)
+    }
+
+    fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let mut g = grad_y.clone();
+        for layer in self.layers.iter_mut().rev() {
+            g = layer.backward(&g)?;
+        }
+        Ok(g)
+    }
+
+    /// Backward through every layer, the first one without its input gradient.
+    fn backward_params(&mut self, grad_y: &DMatrix<T>) -> Result<(), LayerError> {
+        let Some((first, rest)) = self.layers.split_first_mut() else {
+            return Ok(());
+        };
+        let mut rest = rest.iter_mut().rev();
+        let Some(last) = rest.next() else {
+            return first.backward_params(grad_y);
+        };
+        let mut g = last.backward(grad_y)?;
+        for layer in rest {
+            g = layer.backward(&g)?;
+        }
+        first.backward_params(&g)
+    }
+
+    fn infer(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let mut layers = self.layers.iter();
+        let Some(first) = layers.next() else {
+            return Ok(x.clone());
+        };
+        let mut y = first.infer(x)?;
+        for layer in layers {
+            y = layer.infer(&y)?;
+        }
+        Ok(y)
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.visit_params(&mut |path, p| f(&format!("{i}.{path}"), p));
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            layer.visit_params_mut(&mut |path, p| f(&format!("{i}.{path}"), p));
+        }
+    }
+
+    fn zero_grad(&mut self) {
+        for layer in &mut self.layers {
+            layer.zero_grad();
+        }
+    }
+}
+
+impl<T: Scalar> std::fmt::Debug for Sequential<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sequential")
+            .field("input", &self.input)
+            .field(
+                "layers",
+                &self.layers.iter().map(|l| l.name()).collect::<Vec<_>>(),
+            )
+            .field("shapes", &self.shapes)
+            .finish()
+    }
+}

@@ -1,0 +1,193 @@
+//! A layer table in the style of torchinfo / Keras `model.summary()`.
+
+use std::fmt;
+
+use retroprop_activations::Scalar;
+use retroprop_layers::{Layer, ParamKind, Shape};
+use serde::Serialize;
+
+use crate::Sequential;
+
+/// One row of a [`Summary`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SummaryRow {
+    /// Position in the network.
+    pub index: usize,
+    /// The layer's type name.
+    pub layer: String,
+    /// Shape of one output example.
+    pub output: Shape,
+    /// Scalars in weight parameters.
+    pub weights: usize,
+    /// Scalars in bias parameters.
+    pub biases: usize,
+}
+
+/// The layers of a network with their output shapes and parameter counts, and totals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Shape of one input example.
+    pub input: Shape,
+    /// One row per layer.
+    pub rows: Vec<SummaryRow>,
+}
+
+impl Summary {
+    /// Summarises a network.
+    pub fn of<T: Scalar>(net: &Sequential<T>) -> Self {
+        let rows = net
+            .layers()
+            .iter()
+            .zip(net.shapes())
+            .enumerate()
+            .map(|(index, (layer, &output))| {
+                let (mut weights, mut biases) = (0, 0);
+                layer.visit_params(&mut |_, p| match p.kind() {
+                    ParamKind::Weight => weights += p.len(),
+                    ParamKind::Bias => biases += p.len(),
+                });
+                SummaryRow {
+                    index,
+                    layer: layer.name().to_string(),
+                    output,
+                    weights,
+                    biases,
+                }
+            })
+            .collect();
+        Self {
+            input: net.input_shape(),
+            rows,
+        }
+    }
+
+    /// Total weight scalars.
+    pub fn weights(&self) -> usize {
+        self.rows.iter().map(|r| r.weights).sum()
+    }
+
+    /// Total bias scalars.
+    pub fn biases(&self) -> usize {
+        self.rows.iter().map(|r| r.biases).sum()
+    }
+
+    /// `n_θ`: all trainable scalars.
+    pub fn params(&self) -> usize {
+        self.weights() + self.biases()
+    }
+
+    /// Shape of one output example.
+    pub fn output(&self) -> Shape {
+        self.rows.last().map_or(self.input, |r| r.output)
+    }
+}
+
+/// `18432` → `18,432`.
+pub(crate) fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl fmt::Display for Summary {
+    /// ```text
+    /// #   Layer        Output shape     Weights   Biases    Params
+    /// 0   Conv2d       32×64×64           6,144       32     6,176
+    /// …
+    /// Total params: 24,672 (weights 24,576, biases 96)
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rule = "─".repeat(70);
+        writeln!(
+            f,
+            "{:<4}{:<14}{:<16}{:>12}{:>12}{:>12}",
+            "#", "Layer", "Output shape", "Weights", "Biases", "Params"
+        )?;
+        writeln!(f, "{rule}")?;
+        writeln!(f, "{:<4}{:<14}{:<16}", "", "Input", self.input.to_string())?;
+        for r in &self.rows {
+            writeln!(
+                f,
+                "{:<4}{:<14}{:<16}{:>12}{:>12}{:>12}",
+                r.index,
+                r.layer,
+                r.output.to_string(),
+                thousands(r.weights),
+                thousands(r.biases),
+                thousands(r.weights + r.biases)
+            )?;
+        }
+        writeln!(f, "{rule}")?;
+        writeln!(
+            f,
+            "Input {} ({} values) → output {} ({} values)",
+            self.input,
+            thousands(self.input.len()),
+            self.output(),
+            thousands(self.output().len())
+        )?;
+        write!(
+            f,
+            "Total params: {} (weights {}, biases {})",
+            thousands(self.params()),
+            thousands(self.weights()),
+            thousands(self.biases())
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use retroprop_layers::Init;
+
+    use super::*;
+    use crate::{homework_cnn, mlp};
+
+    #[test]
+    fn homework_cnn_summary_matches_question_3() {
+        let s = Summary::of(&homework_cnn::<f32>(Init::Zeros).unwrap());
+        let shapes: Vec<Shape> = s.rows.iter().map(|r| r.output).collect();
+        assert_eq!(
+            shapes,
+            [
+                Shape::image(32, 64, 64),
+                Shape::image(32, 32, 32),
+                Shape::image(64, 32, 32)
+            ]
+        );
+        assert_eq!(s.output().len(), 65_536);
+        // 3b: the last layer has 3·3·32·64 = 18 432 weights and 64 biases
+        assert_eq!((s.rows[2].weights, s.rows[2].biases), (18_432, 64));
+        // first layer: 8·8·3·32 = 6 144 weights + 32 biases; pooling has none
+        assert_eq!((s.rows[0].weights, s.rows[0].biases), (6_144, 32));
+        assert_eq!((s.rows[1].weights, s.rows[1].biases), (0, 0));
+        let text = s.to_string();
+        assert!(text.contains("64×32×32"), "{text}");
+        assert!(text.contains("18,432"), "{text}");
+        assert!(text.contains("65,536 values"), "{text}");
+    }
+
+    #[test]
+    fn mlp_parameter_count_is_question_2i() {
+        for (d, d_h, m) in [(784, 256, 10), (3, 5, 2), (1, 1, 1)] {
+            let s = Summary::of(&mlp::<f64>(d, d_h, m, Init::Zeros).unwrap());
+            assert_eq!(s.params(), d_h * d + d_h + m * d_h + m);
+            assert_eq!(s.biases(), d_h + m);
+        }
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(203_530), "203,530");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+}

@@ -1,0 +1,517 @@
+//! Training and evaluation: `fit` over a data source, `evaluate` on another.
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use nalgebra::DMatrix;
+use retroprop_activations::Scalar;
+use retroprop_activations::rng::Rng;
+use retroprop_layers::Layer;
+use retroprop_losses::{Loss, Reduction, Target};
+use retroprop_optim::{Constant, Optimizer, Schedule};
+use serde::Serialize;
+
+use crate::{ModelError, Sequential};
+
+/// A labelled classification dataset that hands out batches.
+///
+/// Implement it over your own storage (the `retroprop` program implements it over MNIST kept
+/// as bytes and converts each batch on the fly); [`InMemory`] holds a matrix and labels.
+pub trait Source<T: Scalar>: Sync {
+    /// Number of examples.
+    fn len(&self) -> usize;
+
+    /// `true` if there is no example.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Values per example (rows of a batch).
+    fn features(&self) -> usize;
+
+    /// Number of classes.
+    fn classes(&self) -> usize;
+
+    /// Writes examples `indices` as the columns of `x` (already `features × indices.len()`) and
+    /// their labels into `labels` (cleared first).
+    fn gather(&self, indices: &[usize], x: &mut DMatrix<T>, labels: &mut Vec<usize>);
+}
+
+/// A dataset in memory: one column per example, and its labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InMemory<T: Scalar> {
+    x: DMatrix<T>,
+    labels: Vec<usize>,
+    classes: usize,
+}
+
+impl<T: Scalar> InMemory<T> {
+    /// A dataset of the columns of `x` with `labels` in `0..classes`.
+    ///
+    /// # Errors
+    /// [`ModelError::Loss`] (label out of range, or a count mismatch) if the labels do not fit.
+    pub fn new(x: DMatrix<T>, labels: Vec<usize>, classes: usize) -> Result<Self, ModelError> {
+        use retroprop_losses::LossError;
+        if labels.len() != x.ncols() {
+            return Err(LossError::BatchMismatch {
+                loss: "InMemory",
+                predictions: x.ncols(),
+                targets: labels.len(),
+            }
+            .into());
+        }
+        if let Some(index) = labels.iter().position(|&y| y >= classes) {
+            return Err(LossError::LabelOutOfRange {
+                loss: "InMemory",
+                index,
+                label: labels[index],
+                classes,
+            }
+            .into());
+        }
+        Ok(Self { x, labels, classes })
+    }
+
+    /// The examples, one per column.
+    pub fn x(&self) -> &DMatrix<T> {
+        &self.x
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+}
+
+impl<T: Scalar> Source<T> for InMemory<T> {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn features(&self) -> usize {
+        self.x.nrows()
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn gather(&self, indices: &[usize], x: &mut DMatrix<T>, labels: &mut Vec<usize>) {
+        let rows = self.x.nrows();
+        labels.clear();
+        for (dst, &i) in x.as_mut_slice().chunks_exact_mut(rows.max(1)).zip(indices) {
+            dst.copy_from_slice(&self.x.as_slice()[i * rows..(i + 1) * rows]);
+            labels.push(self.labels[i]);
+        }
+    }
+}
+
+/// How many examples each optimizer step sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BatchSize {
+    /// Full-batch gradient descent (question 2j): one step per epoch, on the gradient of the
+    /// empirical risk over every example. Computed in chunks whose gradients are summed before
+    /// the step, so memory stays bounded; the step is the same.
+    Full,
+    /// Mini-batch SGD: a step per batch of this many examples, in a seeded shuffled order
+    /// (the last batch of an epoch may be smaller).
+    Mini(usize),
+}
+
+/// What [`fit`] does.
+pub struct FitConfig {
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Examples per optimizer step.
+    pub batch: BatchSize,
+    /// Seed of the shuffling (weights are seeded when the model is built).
+    pub seed: u64,
+    /// Learning rate per epoch, from the optimizer's rate at the start of `fit`.
+    pub schedule: Box<dyn Schedule>,
+}
+
+impl FitConfig {
+    /// `epochs` of mini-batches of `batch` examples, seed 0, constant learning rate.
+    pub fn new(epochs: usize, batch: BatchSize) -> Self {
+        Self {
+            epochs,
+            batch,
+            seed: 0,
+            schedule: Box::new(Constant),
+        }
+    }
+
+    /// With this shuffling seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// With this learning-rate schedule.
+    pub fn schedule(mut self, schedule: impl Schedule + 'static) -> Self {
+        self.schedule = Box::new(schedule);
+        self
+    }
+}
+
+/// Statistics of one training epoch.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EpochStats {
+    /// Epoch number, from 1.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's examples (as the parameters moved).
+    pub train_loss: f64,
+    /// Fraction of the epoch's examples classified correctly (as the parameters moved).
+    pub train_accuracy: f64,
+    /// Learning rate used.
+    pub learning_rate: f64,
+    /// Wall-clock seconds of the epoch's training (callbacks excluded).
+    pub seconds: f64,
+    /// Optimizer steps taken.
+    pub steps: usize,
+}
+
+/// What [`fit`] reports to its callback.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event<'a> {
+    /// After each optimizer step.
+    Step {
+        /// Epoch number, from 1.
+        epoch: usize,
+        /// Step within the epoch, from 1.
+        step: usize,
+        /// Steps in the epoch.
+        steps: usize,
+        /// Examples seen so far in the epoch.
+        seen: usize,
+        /// Examples in the epoch.
+        total: usize,
+        /// Running mean loss over the epoch.
+        loss: f64,
+        /// Running accuracy over the epoch.
+        accuracy: f64,
+    },
+    /// After each epoch.
+    Epoch(&'a EpochStats),
+}
+
+/// The result of [`fit`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FitReport {
+    /// One entry per completed epoch.
+    pub epochs: Vec<EpochStats>,
+    /// `true` if the callback stopped training early.
+    pub stopped_early: bool,
+}
+
+/// Index of the largest entry of a column (the predicted class); for a single output, the
+/// class is `1` if the logit is positive.
+fn predicted_class<T: Scalar>(column: &[T]) -> usize {
+    if column.len() == 1 {
+        return usize::from(column[0] > T::zero());
+    }
+    let mut best = 0;
+    for (k, &v) in column.iter().enumerate() {
+        if v > column[best] {
+            best = k;
+        }
+    }
+    best
+}
+
+fn correct<T: Scalar>(logits: &DMatrix<T>, labels: &[usize]) -> usize {
+    let rows = logits.nrows().max(1);
+    logits
+        .as_slice()
+        .chunks_exact(rows)
+        .zip(labels)
+        .filter(|(col, y)| predicted_class(col) == **y)
+        .count()
+}
+
+/// Examples per chunk when a full batch is processed in pieces, and per evaluation chunk.
+const CHUNK: usize = 1000;
+
+fn check_source<T: Scalar>(model: &Sequential<T>, data: &dyn Source<T>) -> Result<(), ModelError> {
+    let expected = model.input_shape().len();
+    if data.is_empty() || data.features() != expected {
+        return Err(ModelError::Data {
+            examples: data.len(),
+            features: data.features(),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// A reusable batch buffer: the matrix is reallocated only when the batch size changes.
+struct Batch<T: Scalar> {
+    x: DMatrix<T>,
+    labels: Vec<usize>,
+}
+
+impl<T: Scalar> Batch<T> {
+    fn load(&mut self, data: &dyn Source<T>, indices: &[usize]) {
+        if self.x.ncols() != indices.len() {
+            self.x = DMatrix::zeros(data.features(), indices.len());
+        }
+        data.gather(indices, &mut self.x, &mut self.labels);
+    }
+}
+
+/// Trains `model` on `data` for `config.epochs` epochs, minimising `loss` with `optimizer`.
+///
+/// Each step: zero the gradients, forward, loss and `dL/dy`, backward (parameters only: the data
+/// need no gradient), optimizer step. The callback sees every step and every epoch with the
+/// model, and stops training by returning `ControlFlow::Break(())` (early stopping, a test-set
+/// evaluation after each epoch, progress bars). With the same seeds the same run gives the same
+/// parameters, bit for bit, on the same machine and thread count.
+///
+/// ```
+/// use std::ops::ControlFlow;
+/// use nalgebra::DMatrix;
+/// use retroprop_layers::Init;
+/// use retroprop_losses::CrossEntropy;
+/// use retroprop_models::{BatchSize, FitConfig, InMemory, ModelError, fit, mlp};
+/// use retroprop_optim::Sgd;
+///
+/// # fn main() -> Result<(), ModelError> {
+/// // two well-separated classes in the plane
+/// let x = DMatrix::from_fn(2, 40, |i, j| if (j % 2 == 0) == (i == 0) { 1.0 } else { -1.0 });
+/// let labels: Vec<usize> = (0..40).map(|j| j % 2).collect();
+/// let data = InMemory::new(x, labels, 2)?;
+/// let mut net = mlp::<f64>(2, 8, 2, Init::XavierUniform { seed: 1 })?;
+/// let mut sgd = Sgd::new(0.5)?;
+/// let report = fit(&mut net, &data, &CrossEntropy::default(), &mut sgd,
+///                  &FitConfig::new(20, BatchSize::Mini(8)), |_, _| ControlFlow::Continue(()))?;
+/// assert_eq!(report.epochs.last().unwrap().train_accuracy, 1.0);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Errors
+/// [`ModelError`] if the data do not fit the model, a setting is zero, or a layer, the loss or
+/// the optimizer fails.
+pub fn fit<T: Scalar>(
+    model: &mut Sequential<T>,
+    data: &dyn Source<T>,
+    loss: &dyn Loss<T>,
+    optimizer: &mut dyn Optimizer<T>,
+    config: &FitConfig,
+    mut callback: impl FnMut(&Event<'_>, &Sequential<T>) -> ControlFlow<()>,
+) -> Result<FitReport, ModelError> {
+    check_source(model, data)?;
+    if config.epochs == 0 {
+        return Err(ModelError::Setting {
+            name: "epochs",
+            value: 0,
+        });
+    }
+    if config.batch == BatchSize::Mini(0) {
+        return Err(ModelError::Setting {
+            name: "batch size",
+            value: 0,
+        });
+    }
+    let n = data.len();
+    let base_lr = optimizer.learning_rate();
+    let mut rng = Rng::new(config.seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut batch = Batch {
+        x: DMatrix::zeros(0, 0),
+        labels: Vec::new(),
+    };
+    let mut report = FitReport {
+        epochs: Vec::new(),
+        stopped_early: false,
+    };
+
+    for epoch in 1..=config.epochs {
+        let lr = config.schedule.rate(base_lr, epoch - 1);
+        optimizer.set_learning_rate(lr)?;
+        let started = Instant::now();
+        let (mut loss_sum, mut hits, mut seen, mut steps) = (0.0, 0usize, 0usize, 0usize);
+        match config.batch {
+            BatchSize::Mini(size) => {
+                rng.shuffle(&mut order);
+                let total_steps = n.div_ceil(size);
+                for indices in order.chunks(size) {
+                    batch.load(data, indices);
+                    model.zero_grad();
+                    let logits = model.forward(&batch.x)?;
+                    let out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
+                    model.backward_params(&out.grad)?;
+                    optimizer.step(model)?;
+                    loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
+                    hits += correct(&logits, &batch.labels);
+                    seen += indices.len();
+                    steps += 1;
+                    let event = Event::Step {
+                        epoch,
+                        step: steps,
+                        steps: total_steps,
+                        seen,
+                        total: n,
+                        loss: loss_sum / seen as f64,
+                        accuracy: hits as f64 / seen as f64,
+                    };
+                    if callback(&event, model).is_break() {
+                        report.stopped_early = true;
+                        break;
+                    }
+                }
+            }
+            BatchSize::Full => {
+                // ∇R̂ over all n examples = Σ over chunks of each chunk's summed gradient / n
+                model.zero_grad();
+                for indices in order.chunks(CHUNK) {
+                    batch.load(data, indices);
+                    let logits = model.forward(&batch.x)?;
+                    let mut out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
+                    if loss.reduction() == Reduction::Mean {
+                        let weight = T::lit(indices.len() as f64 / n as f64);
+                        for g in out.grad.as_mut_slice() {
+                            *g *= weight;
+                        }
+                    }
+                    model.backward_params(&out.grad)?;
+                    loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
+                    hits += correct(&logits, &batch.labels);
+                    seen += indices.len();
+                }
+                optimizer.step(model)?;
+                steps = 1;
+                let event = Event::Step {
+                    epoch,
+                    step: 1,
+                    steps: 1,
+                    seen,
+                    total: n,
+                    loss: loss_sum / seen as f64,
+                    accuracy: hits as f64 / seen as f64,
+                };
+                if callback(&event, model).is_break() {
+                    report.stopped_early = true;
+                }
+            }
+        }
+        let stats = EpochStats {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: hits as f64 / seen.max(1) as f64,
+            learning_rate: lr,
+            seconds: started.elapsed().as_secs_f64(),
+            steps,
+        };
+        report.epochs.push(stats);
+        if report.stopped_early {
+            break;
+        }
+        let stats = report.epochs.last().expect("pushed above");
+        if callback(&Event::Epoch(stats), model).is_break() {
+            report.stopped_early = true;
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// A confusion matrix: `counts[true class][predicted class]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConfusionMatrix {
+    /// Number of classes.
+    pub classes: usize,
+    /// Row-major `classes × classes` counts: row = true class, column = predicted class.
+    pub counts: Vec<usize>,
+}
+
+impl ConfusionMatrix {
+    /// An empty matrix.
+    pub fn new(classes: usize) -> Self {
+        Self {
+            classes,
+            counts: vec![0; classes * classes],
+        }
+    }
+
+    /// Examples of class `truth` predicted as `predicted`.
+    pub fn get(&self, truth: usize, predicted: usize) -> usize {
+        self.counts[truth * self.classes + predicted]
+    }
+
+    /// Examples counted.
+    pub fn total(&self) -> usize {
+        self.counts.iter().sum()
+    }
+
+    /// Fraction on the diagonal.
+    pub fn accuracy(&self) -> f64 {
+        let right: usize = (0..self.classes).map(|k| self.get(k, k)).sum();
+        right as f64 / self.total().max(1) as f64
+    }
+}
+
+impl std::fmt::Display for ConfusionMatrix {
+    /// Rows are true classes, columns predicted classes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "true\\pred")?;
+        for p in 0..self.classes {
+            write!(f, "{p:>7}")?;
+        }
+        for t in 0..self.classes {
+            write!(f, "\n{t:>9}")?;
+            for p in 0..self.classes {
+                write!(f, "{:>7}", self.get(t, p))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The result of [`evaluate`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// Mean loss per example.
+    pub loss: f64,
+    /// Fraction classified correctly.
+    pub accuracy: f64,
+    /// Examples evaluated.
+    pub examples: usize,
+    /// Counts of (true, predicted) classes.
+    pub confusion: ConfusionMatrix,
+}
+
+/// Loss, accuracy and confusion matrix of `model` on `data`, through `infer` (the model's
+/// training state is untouched), in chunks of 1000 examples.
+///
+/// # Errors
+/// [`ModelError`] if the data do not fit the model or the loss rejects the labels.
+pub fn evaluate<T: Scalar>(
+    model: &Sequential<T>,
+    data: &dyn Source<T>,
+    loss: &dyn Loss<T>,
+) -> Result<Evaluation, ModelError> {
+    check_source(model, data)?;
+    let classes = data.classes();
+    let mut confusion = ConfusionMatrix::new(classes);
+    let mut loss_sum = 0.0;
+    let order: Vec<usize> = (0..data.len()).collect();
+    let mut batch = Batch {
+        x: DMatrix::zeros(0, 0),
+        labels: Vec::new(),
+    };
+    for indices in order.chunks(CHUNK) {
+        batch.load(data, indices);
+        let logits = model.infer(&batch.x)?;
+        let out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
+        loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
+        let rows = logits.nrows().max(1);
+        for (col, &y) in logits.as_slice().chunks_exact(rows).zip(&batch.labels) {
+            let p = predicted_class(col).min(classes.saturating_sub(1));
+            confusion.counts[y * classes + p] += 1;
+        }
+    }
+    Ok(Evaluation {
+        loss: loss_sum / data.len() as f64,
+        accuracy: confusion.accuracy(),
+        examples: data.len(),
+        confusion,
+    })
+}
