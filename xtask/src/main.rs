@@ -1,20 +1,31 @@
 //! Developer tasks for the retroprop workspace, run as `cargo xtask <task>`
 //! (an alias in `.cargo/config.toml`).
 //!
+//! - `cargo xtask verify [--filter <text>] [--json]` — every gradient check across the crates
+//!   and every checkable claim of the homework; exit status 1 if any check fails.
 //! - `cargo xtask ci` — what CI runs, cheapest first: `fmt --check`, clippy with `-D warnings`,
-//!   the test suite, rustdoc with `-D warnings`.
+//!   the test suite, rustdoc with `-D warnings`, then `verify`.
 //!
 //! Cargo is invoked through `$CARGO`, so the same toolchain that runs xtask runs the steps.
 
 use std::env;
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::process::{Command, ExitCode};
+
+use xtask::verify;
 
 const HELP: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci        run what CI runs: fmt --check, clippy -D warnings, tests, docs -D warnings
+  verify    gradient checks of every layer, loss, optimizer and model, and every
+            checkable question of the homework
+              --filter <text>   only checks whose id, group or description contains it
+              --json            one JSON document on stdout
+              --no-color        no ANSI colours (they are on only when stdout is a terminal)
+              --plant-bug       also register a deliberately wrong layer (it must FAIL)
+  ci        run what CI runs: fmt --check, clippy -D warnings, tests, docs -D warnings, verify
 ";
 
 fn main() -> ExitCode {
@@ -31,6 +42,7 @@ fn try_main() -> Result<ExitCode, String> {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("verify") => verify_task(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)
@@ -98,6 +110,33 @@ fn ci() -> Result<ExitCode, String> {
             return Ok(ExitCode::FAILURE);
         }
     }
+    eprintln!("xtask ci: verify");
+    if verify_task(&[])? != ExitCode::SUCCESS {
+        eprintln!("xtask ci: step `verify` failed");
+        return Ok(ExitCode::FAILURE);
+    }
     eprintln!("xtask ci: all steps passed");
     Ok(ExitCode::SUCCESS)
+}
+
+fn verify_task(args: &[String]) -> Result<ExitCode, String> {
+    let opts = verify::parse_args(args, std::io::stdout().is_terminal())?;
+    let mut suite = verify::standard_suite();
+    if opts.plant_bug {
+        verify::plant_bug(&mut suite);
+    }
+    let mut stdout = std::io::stdout().lock();
+    let report =
+        verify::run(&suite, &opts, &mut stdout).map_err(|e| format!("writing the report: {e}"))?;
+    if report.results.is_empty() {
+        return Err(format!(
+            "no check matches the filter {:?}",
+            opts.filter.unwrap_or_default()
+        ));
+    }
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

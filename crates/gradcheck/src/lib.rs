@@ -41,6 +41,7 @@
 
 mod diff;
 mod layer;
+mod suite;
 
 pub use diff::{
     Config, Entry, RETRY_DIVISORS, Report, STEP, TensorReport, Tolerance, check_batch_gradient,
@@ -48,6 +49,7 @@ pub use diff::{
 };
 pub use layer::{Clause, Conformance, check_layer, check_with_loss, conformance, upstream};
 pub use retroprop_layers::Layer;
+pub use suite::{Check, CheckResult, Outcome, Suite, SuiteReport};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]
