@@ -66,6 +66,8 @@ pub trait Kernels: Sized + sealed::Sealed {
     fn lit(v: f64) -> Self;
     /// Widens to `f64` (exact for both types).
     fn to_f64(self) -> f64;
+    /// Converts a byte exactly (a pixel value); vectorises where `lit` would not.
+    fn from_byte(v: u8) -> Self;
     /// Appends the little-endian bytes of `self` to `out`.
     fn write_le(self, out: &mut Vec<u8>);
     /// Reads a value from exactly [`Kernels::BYTES`] little-endian bytes; `None` if the slice
@@ -97,6 +99,10 @@ impl Kernels for f64 {
     #[inline]
     fn to_f64(self) -> f64 {
         self
+    }
+    #[inline]
+    fn from_byte(v: u8) -> Self {
+        f64::from(v)
     }
     fn write_le(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_le_bytes());
@@ -142,6 +148,10 @@ impl Kernels for f32 {
     #[inline]
     fn to_f64(self) -> f64 {
         f64::from(self)
+    }
+    #[inline]
+    fn from_byte(v: u8) -> Self {
+        f32::from(v)
     }
     fn write_le(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_le_bytes());

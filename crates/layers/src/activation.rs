@@ -105,7 +105,20 @@ impl<T: Scalar> Softplus<T> {
     fn apply(x: &DMatrix<T>) -> (DMatrix<T>, DMatrix<T>) {
         let mut y = DMatrix::zeros(x.nrows(), x.ncols());
         let mut sigma = DMatrix::zeros(x.nrows(), x.ncols());
-        slice::softplus_sigmoid(x.as_slice(), y.as_mut_slice(), sigma.as_mut_slice());
+        let (x, ys, ss) = (x.as_slice(), y.as_mut_slice(), sigma.as_mut_slice());
+        if x.len() >= 1 << 14 {
+            // two halves, on two cores
+            let mid = x.len() / 2;
+            let (x1, x2) = x.split_at(mid);
+            let (y1, y2) = ys.split_at_mut(mid);
+            let (s1, s2) = ss.split_at_mut(mid);
+            crate::team::join(
+                || slice::softplus_sigmoid(x1, y1, s1),
+                || slice::softplus_sigmoid(x2, y2, s2),
+            );
+        } else {
+            slice::softplus_sigmoid(x, ys, ss);
+        }
         (y, sigma)
     }
 

@@ -765,6 +765,15 @@ impl<T: Scalar> Layer<T> for Conv2d<T> {
         Ok(y)
     }
 
+    fn forward_owned(&mut self, x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let y = self.convolve(&x, &mut scratch);
+        self.scratch = scratch;
+        let y = y?;
+        self.input = Some(x);
+        Ok(y)
+    }
+
     fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         let n = self.input.as_ref().map_or(0, DMatrix::ncols);
         let mut grad_x = DMatrix::zeros(self.geo.in_len(), n);

@@ -187,6 +187,12 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         Ok(h_a)
     }
 
+    fn forward_owned(&mut self, x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let h_a = self.affine(&x)?;
+        self.input = Some(x);
+        Ok(h_a)
+    }
+
     fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         let n = self.accumulate(grad_y)?.ncols();
         let mut grad_x = DMatrix::zeros(self.d_in(), n);

@@ -4,7 +4,7 @@ use crate::Shape;
 
 /// What a layer rejects. Every variant names the layer and carries the numbers; nothing a user
 /// passes (a batch, a gradient, a configuration) makes a layer panic.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LayerError {
     /// A matrix has the wrong number of rows (features) for this layer.
@@ -111,6 +111,18 @@ pub enum LayerError {
         values: usize,
         /// The largest supported count.
         limit: usize,
+    },
+    /// A value of the configuration is outside its domain (a non-positive scale).
+    #[error("{layer}: {what} = {value} is invalid: must be {requirement}")]
+    InvalidValue {
+        /// The layer's type name.
+        layer: &'static str,
+        /// Which value.
+        what: &'static str,
+        /// The value given.
+        value: f64,
+        /// What it must satisfy.
+        requirement: &'static str,
     },
     /// A 1-D convolution got an empty signal or kernel.
     #[error("convolve1d: {what} is empty")]

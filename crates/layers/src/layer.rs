@@ -53,6 +53,16 @@ pub trait Layer<T: Scalar>: Send + Sync {
     /// [`LayerError::ShapeMismatch`] if `x` has the wrong number of rows.
     fn forward(&mut self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError>;
 
+    /// [`Layer::forward`] on an input the caller no longer needs: a layer that keeps its input
+    /// for the backward pass (dense, convolution) takes it instead of copying it. Containers
+    /// pass each intermediate result this way. The default borrows and drops `x`.
+    ///
+    /// # Errors
+    /// As [`Layer::forward`].
+    fn forward_owned(&mut self, x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        self.forward(&x)
+    }
+
     /// Backward pass: from `dL/dy` returns `dL/dx` and adds `dL/dθ` into the parameters.
     ///
     /// # Errors
@@ -114,6 +124,9 @@ impl<T: Scalar> Layer<T> for Box<dyn Layer<T>> {
     fn forward(&mut self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         (**self).forward(x)
     }
+    fn forward_owned(&mut self, x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        (**self).forward_owned(x)
+    }
     fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         (**self).backward(grad_y)
     }
@@ -139,7 +152,7 @@ impl<T: Scalar> Layer<T> for Box<dyn Layer<T>> {
 
 /// The architecture of a layer, without its parameter values: what a checkpoint stores to
 /// rebuild or to check a network.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum LayerSpec {
     /// [`crate::Dense`] from `d_in` to `d_out` features.
@@ -165,6 +178,13 @@ pub enum LayerSpec {
     MaxPool2d(MaxPool2dConfig),
     /// [`crate::Flatten`].
     Flatten,
+    /// [`crate::Standardize`] with this mean and standard deviation.
+    Standardize {
+        /// Subtracted from every input.
+        mean: f64,
+        /// Divides every centred input.
+        std: f64,
+    },
     /// A container of layers applied in order (`retroprop-models`' `Sequential`).
     Sequential {
         /// Shape of one input example.
@@ -207,7 +227,8 @@ impl LayerSpec {
             | LayerSpec::Tanh
             | LayerSpec::Relu
             | LayerSpec::Softmax
-            | LayerSpec::Flatten => Ok(Vec::new()),
+            | LayerSpec::Flatten
+            | LayerSpec::Standardize { .. } => Ok(Vec::new()),
             LayerSpec::Sequential { .. } | LayerSpec::Custom { .. } => return None,
         })
     }
@@ -220,7 +241,9 @@ impl LayerSpec {
     /// # Errors
     /// The layer constructor's error if the spec's numbers are invalid (a corrupt file).
     pub fn build<T: Scalar>(&self) -> Option<Result<Box<dyn Layer<T>>, LayerError>> {
-        use crate::{Dense, Flatten, Init, MaxPool2d, Relu, Sigmoid, Softmax, Softplus, Tanh};
+        use crate::{
+            Dense, Flatten, Init, MaxPool2d, Relu, Sigmoid, Softmax, Softplus, Standardize, Tanh,
+        };
         fn boxed<T: Scalar, L: Layer<T> + 'static>(
             r: Result<L, LayerError>,
         ) -> Result<Box<dyn Layer<T>>, LayerError> {
@@ -236,6 +259,7 @@ impl LayerSpec {
             LayerSpec::Conv2d(c) => boxed(crate::Conv2d::new(*c, Init::Zeros)),
             LayerSpec::MaxPool2d(c) => boxed(MaxPool2d::new(*c)),
             LayerSpec::Flatten => Ok(Box::new(Flatten::new())),
+            LayerSpec::Standardize { mean, std } => boxed(Standardize::new(*mean, *std)),
             LayerSpec::Sequential { .. } | LayerSpec::Custom { .. } => return None,
         })
     }

@@ -12,6 +12,7 @@
 //! | [`Conv2d`] | cross-correlation, im2col + GEMM (3a/3b) | `dW = δ colsᵀ`, `dx = col2im(Wᵀ δ)` |
 //! | [`MaxPool2d`] | window maximum (3a) | gradient to the arg-max (first on ties) |
 //! | [`Flatten`] | `C×H×W → C·H·W` (bookkeeping) | identity |
+//! | [`Standardize`] | `(x − μ)/σ`, fixed | `g/σ` |
 //!
 //! plus [`convolve1d`], the flipped 1-D convolution of question 3c in numpy's full/same/valid
 //! modes.
@@ -52,6 +53,8 @@ mod linalg;
 mod maxpool;
 mod param;
 mod shape;
+mod standardize;
+pub mod team;
 
 pub use activation::{Relu, Sigmoid, Softmax, Softplus, Tanh};
 pub use conv1d::{ConvMode, convolve1d};
@@ -65,6 +68,7 @@ pub use maxpool::{MaxPool2d, MaxPool2dConfig};
 pub use param::{Param, ParamKind};
 pub use retroprop_activations::Scalar;
 pub use shape::{MAX_VALUES, Shape};
+pub use standardize::Standardize;
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

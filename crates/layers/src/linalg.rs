@@ -202,8 +202,8 @@ const PAR_MIN_MACS: usize = 1 << 20;
 /// matching columns of `b`), one per thread. Each block packs its own copy of the operand it
 /// shares with the others, so the split goes along the dimension whose shared operand is the
 /// cheaper to pack. Every entry is still computed by one kernel call with the same summation order, so
-/// the result does not depend on the split. Called from inside a rayon task it still splits;
-/// rayon runs the halves on idle threads or inline.
+/// the result does not depend on the split. The halves run on the calling thread and the helper
+/// thread of `crate::team` (or both inline when the helper is in use).
 pub(crate) fn par_gemm<T: Scalar>(
     alpha: T,
     a: MatRef<'_, T>,
@@ -271,15 +271,14 @@ unsafe fn split_gemm<T: Scalar>(
         let b_right = MatRef::new(&b.data[mid * b.cs..], b.rows, b.cols - mid, b.rs, b.cs);
         (left, right, (a, a), (b_left, b_right))
     };
-    // The calling thread computes the first block itself while a pool thread takes the
-    // second: from outside the pool only one worker has to wake up (`rayon::join` would send
-    // both halves to the pool and put the caller to sleep).
+    // The calling thread computes the first block while the spinning helper of `team` takes
+    // the second (a sleeping rayon worker would take longer to wake than half a product saves).
     // SAFETY: the two blocks address disjoint elements of c (different rows or different
     // columns), each chaining with its operands.
-    rayon::in_place_scope(|scope| {
-        scope.spawn(move |_| unsafe { split_gemm(alpha, a2, b2, beta, c2, parts - left_parts) });
-        unsafe { split_gemm(alpha, a1, b1, beta, c1, left_parts) };
-    });
+    crate::team::join(
+        || unsafe { split_gemm(alpha, a1, b1, beta, c1, left_parts) },
+        move || unsafe { split_gemm(alpha, a2, b2, beta, c2, parts - left_parts) },
+    );
 }
 
 /// `f(aᵢ, bᵢ)` entry by entry, on the underlying slices (nalgebra's `zip_map` iterates with

@@ -3,7 +3,14 @@
 use retroprop_activations::Scalar;
 use retroprop_layers::{
     Conv2d, Conv2dConfig, Dense, Flatten, Init, MaxPool2d, MaxPool2dConfig, Relu, Shape, Softplus,
+    Standardize,
 };
+
+/// Mean of MNIST's training pixels scaled to `[0, 1]` (the value PyTorch's examples use;
+/// `retroprop-data`'s tests recompute it from the files).
+pub const MNIST_MEAN: f64 = 0.1307;
+/// Standard deviation of MNIST's training pixels scaled to `[0, 1]`.
+pub const MNIST_STD: f64 = 0.3081;
 
 use crate::{ModelError, Sequential};
 
@@ -91,11 +98,25 @@ pub fn homework_cnn<T: Scalar>(init: Init) -> Result<Sequential<T>, ModelError> 
         )?)
 }
 
-/// A small CNN for MNIST (1×28×28): two convolution + ReLU + max-pool blocks and a dense
-/// classifier — the network of the peer benchmark `mnist_cnn`.
+/// The MLP of part 2 for MNIST: pixels in `[0, 1]` standardised by a [`Standardize`] layer
+/// (`(x − 0.1307)/0.3081`), then `784 → d_h` softplus `→ 10` logits. The preprocessing is part of
+/// the network, so a checkpoint takes raw pixels.
+///
+/// # Errors
+/// [`ModelError::Layer`] if `d_h` is zero.
+pub fn mnist_mlp<T: Scalar>(d_h: usize, init: Init) -> Result<Sequential<T>, ModelError> {
+    Sequential::new(Shape::Flat(784))
+        .push(Standardize::new(MNIST_MEAN, MNIST_STD)?)?
+        .push(Dense::new(784, d_h, layer_init(init, 0))?)?
+        .push(Softplus::new())?
+        .push(Dense::new(d_h, 10, layer_init(init, 1))?)
+}
+
+/// A small CNN for MNIST (1×28×28): standardisation, two convolution + ReLU + max-pool blocks
+/// and a dense classifier — the network of the peer benchmark `mnist_cnn`.
 ///
 /// ```text
-/// 1×28×28 → conv 8@5×5 pad 2 → ReLU → pool 2 → 8×14×14
+/// 1×28×28 → standardise → conv 8@5×5 pad 2 → ReLU → pool 2 → 8×14×14
 ///         → conv 16@5×5 pad 2 → ReLU → pool 2 → 16×7×7 → flatten 784 → dense 10 (logits)
 /// ```
 ///
@@ -103,6 +124,7 @@ pub fn homework_cnn<T: Scalar>(init: Init) -> Result<Sequential<T>, ModelError> 
 /// Never for these fixed sizes; the `Result` is the builders' common signature.
 pub fn mnist_cnn<T: Scalar>(init: Init) -> Result<Sequential<T>, ModelError> {
     Sequential::new(Shape::image(1, 28, 28))
+        .push(Standardize::new(MNIST_MEAN, MNIST_STD)?)?
         .push(Conv2d::new(
             Conv2dConfig::new((1, 28, 28), 8, 5).padding(2),
             layer_init(init, 0),

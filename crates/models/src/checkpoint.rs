@@ -151,6 +151,7 @@ enum Node {
     Conv2d(Conv2dConfig),
     MaxPool2d(MaxPool2dConfig),
     Flatten,
+    Standardize { mean: f64, std: f64 },
     Custom { name: String },
 }
 
@@ -178,6 +179,10 @@ fn flatten(spec: &LayerSpec, out: &mut Vec<Node>) {
         LayerSpec::Conv2d(c) => Node::Conv2d(*c),
         LayerSpec::MaxPool2d(c) => Node::MaxPool2d(*c),
         LayerSpec::Flatten => Node::Flatten,
+        LayerSpec::Standardize { mean, std } => Node::Standardize {
+            mean: *mean,
+            std: *std,
+        },
         LayerSpec::Custom { name } => Node::Custom { name: name.clone() },
         other => Node::Custom {
             name: format!("{other:?}"),
@@ -234,6 +239,10 @@ fn unflatten(nodes: &[Node]) -> Result<LayerSpec, CheckpointError> {
             Node::Conv2d(c) => Some(LayerSpec::Conv2d(*c)),
             Node::MaxPool2d(c) => Some(LayerSpec::MaxPool2d(*c)),
             Node::Flatten => Some(LayerSpec::Flatten),
+            Node::Standardize { mean, std } => Some(LayerSpec::Standardize {
+                mean: *mean,
+                std: *std,
+            }),
             Node::Custom { name } => Some(LayerSpec::Custom { name: name.clone() }),
         };
         // close every container whose children are all in

@@ -45,7 +45,7 @@ mod sequential;
 mod summary;
 mod train;
 
-pub use builders::{homework_cnn, mlp, mnist_cnn};
+pub use builders::{MNIST_MEAN, MNIST_STD, homework_cnn, mlp, mnist_cnn, mnist_mlp};
 pub use checkpoint::CheckpointError;
 pub use error::ModelError;
 pub use retroprop_layers::{Init, Layer, Shape};

@@ -195,7 +195,15 @@ impl<T: Scalar> Layer<T> for Sequential<T> {
         };
         let mut y = first.forward(x)?;
         for layer in layers {
-            y = layer.forward(&y)?;
+            y = layer.forward_owned(y)?;
+        }
+        Ok(y)
+    }
+
+    fn forward_owned(&mut self, x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let mut y = x;
+        for layer in &mut self.layers {
+            y = layer.forward_owned(y)?;
         }
         Ok(y)
     }
@@ -208,20 +216,18 @@ impl<T: Scalar> Layer<T> for Sequential<T> {
         Ok(g)
     }
 
-    /// Backward through every layer, the first one without its input gradient.
+    /// Backward down to the first layer that has parameters, which skips its input gradient;
+    /// the parameter-free layers before it (a `Standardize`, say) need no gradient at all.
     fn backward_params(&mut self, grad_y: &DMatrix<T>) -> Result<(), LayerError> {
-        let Some((first, rest)) = self.layers.split_first_mut() else {
+        let Some(first) = self.layers.iter().position(|l| l.param_count() > 0) else {
             return Ok(());
         };
-        let mut rest = rest.iter_mut().rev();
-        let Some(last) = rest.next() else {
-            return first.backward_params(grad_y);
-        };
-        let mut g = last.backward(grad_y)?;
-        for layer in rest {
-            g = layer.backward(&g)?;
+        let (head, rest) = self.layers[first..].split_at_mut(1);
+        let mut g: Option<DMatrix<T>> = None;
+        for layer in rest.iter_mut().rev() {
+            g = Some(layer.backward(g.as_ref().unwrap_or(grad_y))?);
         }
-        first.backward_params(&g)
+        head[0].backward_params(g.as_ref().unwrap_or(grad_y))
     }
 
     fn infer(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {

@@ -295,6 +295,20 @@ pub fn fit<T: Scalar>(
     loss: &dyn Loss<T>,
     optimizer: &mut dyn Optimizer<T>,
     config: &FitConfig,
+    callback: impl FnMut(&Event<'_>, &Sequential<T>) -> ControlFlow<()> + Send,
+) -> Result<FitReport, ModelError> {
+    // The loop runs on a rayon worker, so the parallel work inside every step (GEMM blocks,
+    // batch conversion, parameter updates) is shared by work-stealing instead of being handed
+    // from this thread to the pool and back several times per step.
+    rayon::scope(|_| fit_on_worker(model, data, loss, optimizer, config, callback))
+}
+
+fn fit_on_worker<T: Scalar>(
+    model: &mut Sequential<T>,
+    data: &dyn Source<T>,
+    loss: &dyn Loss<T>,
+    optimizer: &mut dyn Optimizer<T>,
+    config: &FitConfig,
     mut callback: impl FnMut(&Event<'_>, &Sequential<T>) -> ControlFlow<()>,
 ) -> Result<FitReport, ModelError> {
     check_source(model, data)?;
@@ -484,6 +498,14 @@ pub struct Evaluation {
 /// # Errors
 /// [`ModelError`] if the data do not fit the model or the loss rejects the labels.
 pub fn evaluate<T: Scalar>(
+    model: &Sequential<T>,
+    data: &dyn Source<T>,
+    loss: &dyn Loss<T>,
+) -> Result<Evaluation, ModelError> {
+    rayon::scope(|_| evaluate_on_worker(model, data, loss))
+}
+
+fn evaluate_on_worker<T: Scalar>(
     model: &Sequential<T>,
     data: &dyn Source<T>,
     loss: &dyn Loss<T>,

@@ -77,6 +77,53 @@ pub trait Optimizer<T: Scalar>: Send {
     fn set_learning_rate(&mut self, lr: f64) -> Result<(), OptimError>;
 }
 
+/// Parameters at least this long are updated in two halves, on the calling thread and on the
+/// helper of `retroprop_layers::team` (the thread that computed the second half of a split
+/// weight gradient).
+const PAR_MIN: usize = 1 << 15;
+
+/// Applies `f(θᵢ, gᵢ, bᵢ)` to every entry (`buf` empty when there is no momentum buffer), in
+/// two halves for large parameters. Each entry is independent, so the result does not depend
+/// on the split; the loop body is branch-free and vectorises.
+fn update<T: Scalar>(
+    theta: &mut [T],
+    grad: &[T],
+    buf: &mut [T],
+    f: impl Fn(&mut T, T, &mut T) + Sync,
+) {
+    fn run<T: Scalar>(
+        theta: &mut [T],
+        grad: &[T],
+        buf: &mut [T],
+        f: &(impl Fn(&mut T, T, &mut T) + Sync),
+    ) {
+        if buf.is_empty() {
+            let mut unused = T::zero();
+            for (t, &g) in theta.iter_mut().zip(grad) {
+                f(t, g, &mut unused);
+            }
+        } else {
+            for ((t, &g), b) in theta.iter_mut().zip(grad).zip(buf.iter_mut()) {
+                f(t, g, b);
+            }
+        }
+    }
+    if theta.len() < PAR_MIN {
+        run(theta, grad, buf, &f);
+        return;
+    }
+    let mid = theta.len() / 2;
+    let (t1, t2) = theta.split_at_mut(mid);
+    let (g1, g2) = grad.split_at(mid);
+    let (b1, b2) = if buf.is_empty() {
+        (&mut [][..], &mut [][..])
+    } else {
+        buf.split_at_mut(mid)
+    };
+    let f = &f;
+    retroprop_layers::team::join(|| run(t1, g1, b1, f), move || run(t2, g2, b2, f));
+}
+
 /// Momentum, with PyTorch's `SGD` semantics (dampening 0).
 ///
 /// ```text
@@ -279,11 +326,7 @@ impl<T: Scalar> Optimizer<T> for Sgd<T> {
             let k = T::lit(decay.coefficient(p.kind()));
             let (theta, grad) = p.value_and_grad_mut();
             match mu {
-                None => {
-                    for (t, &g) in theta.iter_mut().zip(grad) {
-                        *t -= lr * (g + k * *t);
-                    }
-                }
+                None => update(theta, grad, &mut [], |t, g, _| *t -= lr * (g + k * *t)),
                 Some(mu) => {
                     if velocity.len() == index {
                         velocity.push(vec![T::zero(); theta.len()]);
@@ -298,10 +341,18 @@ impl<T: Scalar> Optimizer<T> for Sgd<T> {
                         });
                         return;
                     }
-                    for ((t, &g), b) in theta.iter_mut().zip(grad).zip(buf.iter_mut()) {
-                        let d = g + k * *t;
-                        *b = mu * *b + d;
-                        *t -= lr * if nesterov { d + mu * *b } else { *b };
+                    if nesterov {
+                        update(theta, grad, buf, |t, g, b| {
+                            let d = g + k * *t;
+                            *b = mu * *b + d;
+                            *t -= lr * (d + mu * *b);
+                        });
+                    } else {
+                        update(theta, grad, buf, |t, g, b| {
+                            let d = g + k * *t;
+                            *b = mu * *b + d;
+                            *t -= lr * *b;
+                        });
                     }
                 }
             }

@@ -1,0 +1,206 @@
+//! `retroprop`: train the homework's MLP (or a small CNN) on MNIST, evaluate a checkpoint, print
+//! a network's summary, or classify one test image.
+//!
+//! ```text
+//! retroprop train [--model mlp|cnn] [--epochs N] [--batch-size N | --full-batch] [--lr η] …
+//! retroprop eval --checkpoint FILE [--data DIR]
+//! retroprop summary [--model mlp|cnn|homework-cnn]
+//! retroprop predict --checkpoint FILE --index N [--data DIR]
+//! ```
+
+mod plot;
+mod train;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use retroprop_data::Mnist;
+use retroprop_layers::Init;
+use retroprop_losses::CrossEntropy;
+use retroprop_models::{Summary, checkpoint, evaluate, homework_cnn, mnist_cnn, mnist_mlp};
+
+/// Train, inspect and run the networks of the retroprop homework on MNIST.
+#[derive(Parser, Debug)]
+#[command(name = "retroprop", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train a network on MNIST and write the checkpoint, metrics.csv and curves.svg.
+    Train(train::TrainArgs),
+    /// Test accuracy, loss and confusion matrix of a saved model.
+    Eval {
+        /// The checkpoint written by `retroprop train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Directory with the four MNIST files [default: the shipped data/mnist].
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The layer table: output shapes and parameter counts.
+    Summary {
+        /// Which network.
+        #[arg(long, value_enum, default_value_t = SummaryModel::Mlp)]
+        model: SummaryModel,
+        /// Hidden units of the MLP (d_h).
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+        hidden: u64,
+    },
+    /// Classify one test image: the digit, its probabilities, and the image.
+    Predict {
+        /// The checkpoint written by `retroprop train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Index of the test image (0–9999).
+        #[arg(long)]
+        index: usize,
+        /// Directory with the four MNIST files [default: the shipped data/mnist].
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+}
+
+/// The networks `summary` can show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SummaryModel {
+    /// The MLP of part 2 on MNIST: 784 → d_h softplus → 10.
+    Mlp,
+    /// The small MNIST CNN.
+    Cnn,
+    /// The CNN of question 3: 3×128×128 → conv → pool → conv.
+    HomeworkCnn,
+}
+
+/// The shipped MNIST: `data/mnist` under the current directory if it exists, else the copy in
+/// the source tree this program was built from.
+fn default_data() -> PathBuf {
+    let local = PathBuf::from("data/mnist");
+    if local.is_dir() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
+}
+
+fn load_data(dir: Option<PathBuf>) -> Result<Mnist, String> {
+    Mnist::load(dir.unwrap_or_else(default_data)).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval {
+            checkpoint,
+            data,
+            json,
+        } => eval(&checkpoint, data, json),
+        Command::Summary { model, hidden } => summary(model, hidden as usize),
+        Command::Predict {
+            checkpoint,
+            index,
+            data,
+        } => predict(&checkpoint, index, data),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("retroprop: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_model(path: &Path) -> Result<retroprop_models::Sequential<f32>, String> {
+    checkpoint::load::<f32>(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn eval(path: &Path, data: Option<PathBuf>, json: bool) -> Result<(), String> {
+    let model = load_model(path)?;
+    let mnist = load_data(data)?;
+    let ev = evaluate(&model, &mnist.test, &CrossEntropy::default()).map_err(|e| e.to_string())?;
+    if json {
+        let doc = serde_json::json!({
+            "checkpoint": path,
+            "test_loss": ev.loss,
+            "test_accuracy": ev.accuracy,
+            "examples": ev.examples,
+            "confusion": ev.confusion,
+        });
+        println!("{doc}");
+    } else {
+        println!("{}", Summary::of(&model));
+        println!(
+            "\ntest: {} images, loss {:.4}, accuracy {:.2}%\n\nconfusion matrix (rows: true digit, columns: predicted)\n{}",
+            ev.examples,
+            ev.loss,
+            100.0 * ev.accuracy,
+            ev.confusion
+        );
+    }
+    Ok(())
+}
+
+fn summary(model: SummaryModel, hidden: usize) -> Result<(), String> {
+    let net = match model {
+        SummaryModel::Mlp => mnist_mlp::<f32>(hidden, Init::Zeros),
+        SummaryModel::Cnn => mnist_cnn::<f32>(Init::Zeros),
+        SummaryModel::HomeworkCnn => homework_cnn::<f32>(Init::Zeros),
+    }
+    .map_err(|e| e.to_string())?;
+    println!("{}", Summary::of(&net));
+    Ok(())
+}
+
+/// Grey levels from light to dark, two characters per pixel so the digit keeps its aspect.
+const SHADES: [&str; 5] = ["  ", "░░", "▒▒", "▓▓", "██"];
+
+fn predict(path: &Path, index: usize, data: Option<PathBuf>) -> Result<(), String> {
+    let model = load_model(path)?;
+    let mnist = load_data(data)?;
+    let test = &mnist.test;
+    let (Some(pixels), Some(label)) = (test.image(index), test.label(index)) else {
+        return Err(format!(
+            "--index {index}: the test set has images 0 to {}",
+            test.len() - 1
+        ));
+    };
+    let x = nalgebra::DMatrix::from_iterator(
+        pixels.len(),
+        1,
+        pixels.iter().map(|&b| f32::from(b) / 255.0),
+    );
+    if model.input_shape().len() != x.nrows() {
+        return Err(format!(
+            "{} takes {} inputs, a test image has {}",
+            path.display(),
+            model.input_shape().len(),
+            x.nrows()
+        ));
+    }
+    let p = model.predict_proba(&x).map_err(|e| e.to_string())?;
+    let predicted = p.column(0).argmax().0;
+    let (_, cols) = test.shape();
+    for row in pixels.chunks(cols) {
+        let line: String = row
+            .iter()
+            .map(|&b| SHADES[usize::from(b) * (SHADES.len() - 1) / 255])
+            .collect();
+        println!("{line}");
+    }
+    println!(
+        "\ntest image #{index}: label {label}, predicted {predicted} ({:.2}%)",
+        100.0 * p[predicted]
+    );
+    for (digit, &prob) in p.column(0).iter().enumerate() {
+        let bar = "█".repeat((prob * 40.0).round() as usize);
+        println!("  {digit}  {:>6.2}%  {bar}", 100.0 * prob);
+    }
+    Ok(())
+}

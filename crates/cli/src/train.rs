@@ -1,0 +1,472 @@
+//! `retroprop train`.
+
+use std::fmt::Write as _;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use retroprop_data::Images;
+use retroprop_layers::Init;
+use retroprop_losses::CrossEntropy;
+use retroprop_models::{
+    BatchSize, Evaluation, Event, FitConfig, Sequential, Summary, checkpoint, evaluate, fit,
+    mnist_cnn, mnist_mlp,
+};
+use retroprop_optim::{Constant, Momentum, Schedule, Sgd, StepDecay, WeightDecay};
+use serde::Serialize;
+
+use crate::{load_data, plot};
+
+/// The networks `train` can train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelKind {
+    /// The MLP of part 2: 784 → d_h softplus → 10 (softmax in the cross-entropy).
+    Mlp,
+    /// A small CNN: two conv(5×5)+ReLU+max-pool blocks and a dense classifier.
+    Cnn,
+}
+
+impl ModelKind {
+    fn name(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::Cnn => "cnn",
+        }
+    }
+}
+
+/// Options of `retroprop train`. Defaults depend on the model (and on `--full-batch`); see
+/// `retroprop train --help`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Which network.
+    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
+    model: ModelKind,
+    /// Passes over the training set [default: mlp 5, cnn 3].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    epochs: Option<u64>,
+    /// Examples per step [default: mlp 128, cnn 64].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "full_batch")]
+    batch_size: Option<u64>,
+    /// Full-batch gradient descent (question 2j): one step per epoch on the gradient over all
+    /// 60 000 images. Changes the defaults to --lr 0.5 --momentum 0.
+    #[arg(long)]
+    full_batch: bool,
+    /// Learning rate η [default: 0.05, or 0.5 with --full-batch].
+    #[arg(long, value_parser = positive)]
+    lr: Option<f64>,
+    /// Momentum μ in [0, 1), PyTorch's semantics [default: 0.9, or 0 with --full-batch].
+    #[arg(long, value_parser = unit_interval)]
+    momentum: Option<f64>,
+    /// λ of the L2 penalty R̂ + λ‖θ‖² of question 2k (PyTorch's weight_decay is 2λ).
+    #[arg(long, default_value_t = 5e-5, value_parser = non_negative)]
+    weight_decay: f64,
+    /// Multiply η by --lr-gamma every this many epochs (0: constant rate).
+    #[arg(long, default_value_t = 0)]
+    lr_step: usize,
+    /// Factor of the step decay.
+    #[arg(long, default_value_t = 0.5, value_parser = positive)]
+    lr_gamma: f64,
+    /// Hidden units d_h of the MLP.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    hidden: u64,
+    /// Seed of the weights and of the shuffling.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Directory with the four MNIST files [default: the shipped data/mnist].
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output directory [default: runs/<model>-<UTC timestamp>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Worker threads [default: all cores].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    threads: Option<u64>,
+    /// Train on the first N training images and test on the first N/6 (a quick run).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// Print one JSON object with the results on stdout (progress goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be positive, got {s}"))
+    }
+}
+
+fn non_negative(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be ≥ 0, got {s}"))
+    }
+}
+
+fn unit_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("must be in [0, 1), got {s}"))
+    }
+}
+
+/// Every setting of a run, after defaults.
+#[derive(Clone, Debug, Serialize)]
+struct Settings {
+    model: &'static str,
+    epochs: usize,
+    batch: Option<usize>,
+    full_batch: bool,
+    lr: f64,
+    momentum: f64,
+    weight_decay: f64,
+    lr_step: usize,
+    lr_gamma: f64,
+    hidden: usize,
+    seed: u64,
+    threads: usize,
+    train_images: usize,
+    test_images: usize,
+}
+
+/// One line of metrics.csv.
+#[derive(Clone, Debug, Serialize)]
+struct EpochRecord {
+    epoch: usize,
+    learning_rate: f64,
+    train_loss: f64,
+    train_accuracy: f64,
+    test_loss: f64,
+    test_accuracy: f64,
+    train_seconds: f64,
+    eval_seconds: f64,
+}
+
+/// `YYYYMMDD-HHMMSS` in UTC, without a date library (Howard Hinnant's civil-from-days).
+fn timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn output_dir(args: &TrainArgs) -> Result<PathBuf, String> {
+    let dir = match &args.out {
+        Some(d) => d.clone(),
+        None => {
+            let base = PathBuf::from("runs").join(format!("{}-{}", args.model.name(), timestamp()));
+            let mut dir = base.clone();
+            let mut k = 1;
+            while dir.exists() {
+                k += 1;
+                dir = PathBuf::from(format!("{}-{k}", base.display()));
+            }
+            dir
+        }
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("--out {}: cannot create the directory: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), String> {
+    std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Prints to stderr when stdout carries JSON, to stdout otherwise.
+fn say(json: bool, line: &str) {
+    if json {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<(), String> {
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads as usize)
+            .build_global()
+            .map_err(|e| format!("--threads {threads}: {e}"))?;
+    }
+    let mut mnist = load_data(args.data.clone())?;
+    if let Some(n) = args.limit {
+        let n = n as usize;
+        mnist.train = mnist.train.take(n);
+        mnist.test = mnist.test.take((n / 6).max(1));
+    }
+    let (model_epochs, model_batch) = match args.model {
+        ModelKind::Mlp => (5, 128),
+        ModelKind::Cnn => (3, 64),
+    };
+    let settings = Settings {
+        model: args.model.name(),
+        epochs: args.epochs.map_or(model_epochs, |e| e as usize),
+        batch: if args.full_batch {
+            None
+        } else {
+            Some(args.batch_size.map_or(model_batch, |b| b as usize))
+        },
+        full_batch: args.full_batch,
+        lr: args.lr.unwrap_or(if args.full_batch { 0.5 } else { 0.05 }),
+        momentum: args
+            .momentum
+            .unwrap_or(if args.full_batch { 0.0 } else { 0.9 }),
+        weight_decay: args.weight_decay,
+        lr_step: args.lr_step,
+        lr_gamma: args.lr_gamma,
+        hidden: args.hidden as usize,
+        seed: args.seed,
+        threads: rayon::current_num_threads(),
+        train_images: mnist.train.len(),
+        test_images: mnist.test.len(),
+    };
+    let mut net = match args.model {
+        ModelKind::Mlp => {
+            mnist_mlp::<f32>(settings.hidden, Init::XavierUniform { seed: args.seed })
+        }
+        ModelKind::Cnn => mnist_cnn::<f32>(Init::HeUniform { seed: args.seed }),
+    }
+    .map_err(|e| e.to_string())?;
+    let out = output_dir(&args)?;
+    let json = args.json;
+    if !json {
+        println!("{}\n", Summary::of(&net));
+    }
+    say(
+        json,
+        &format!(
+            "training {} on {} images ({} test), {} epochs, {}, η {}, momentum {}, λ {}, {} threads",
+            settings.model,
+            settings.train_images,
+            settings.test_images,
+            settings.epochs,
+            settings
+                .batch
+                .map_or("full batch".to_string(), |b| format!("batch {b}")),
+            settings.lr,
+            settings.momentum,
+            settings.weight_decay,
+            settings.threads
+        ),
+    );
+
+    let mut sgd = Sgd::new(settings.lr)
+        .and_then(|s| {
+            s.with_momentum(if settings.momentum > 0.0 {
+                Momentum::Heavy {
+                    mu: settings.momentum,
+                }
+            } else {
+                Momentum::None
+            })
+        })
+        .map_err(|e| e.to_string())?
+        .with_weight_decay(
+            WeightDecay::homework(settings.weight_decay).map_err(|e| e.to_string())?,
+        );
+    let schedule: Box<dyn Schedule> = if settings.lr_step > 0 {
+        Box::new(StepDecay {
+            step: settings.lr_step,
+            gamma: settings.lr_gamma,
+        })
+    } else {
+        Box::new(Constant)
+    };
+    let config = FitConfig {
+        epochs: settings.epochs,
+        batch: settings.batch.map_or(BatchSize::Full, BatchSize::Mini),
+        seed: settings.seed,
+        schedule,
+    };
+    let loss = CrossEntropy::default();
+    let records = train_loop(
+        &mut net,
+        &mnist.train,
+        &mnist.test,
+        &mut sgd,
+        &config,
+        &settings,
+        json,
+    )?;
+
+    let started = Instant::now();
+    let final_eval = evaluate(&net, &mnist.test, &loss).map_err(|e| e.to_string())?;
+    let ckpt = out.join("model.ckpt");
+    checkpoint::save(&net, &ckpt).map_err(|e| e.to_string())?;
+    write(&out.join("metrics.csv"), &metrics_csv(&records))?;
+    let col = |f: fn(&EpochRecord) -> f64| records.iter().map(f).collect::<Vec<f64>>();
+    write(
+        &out.join("curves.svg"),
+        &plot::curves(
+            &col(|r| r.train_loss),
+            &col(|r| r.test_loss),
+            &col(|r| r.train_accuracy),
+            &col(|r| r.test_accuracy),
+        ),
+    )?;
+    let train_seconds: f64 = records.iter().map(|r| r.train_seconds).sum();
+    if json {
+        let doc = serde_json::json!({
+            "settings": settings,
+            "test_accuracy": final_eval.accuracy,
+            "test_loss": final_eval.loss,
+            "train_seconds": train_seconds,
+            "epochs": records,
+            "confusion": final_eval.confusion,
+            "checkpoint": ckpt,
+            "out": out,
+        });
+        println!("{doc}");
+    } else {
+        println!(
+            "\ntest accuracy {:.2}% (loss {:.4}) after {} epochs; {:.2} s of training\n\nconfusion matrix (rows: true digit, columns: predicted)\n{}\n\nwrote {} , metrics.csv and curves.svg in {} ({:.1} s)",
+            100.0 * final_eval.accuracy,
+            final_eval.loss,
+            records.len(),
+            train_seconds,
+            final_eval.confusion,
+            ckpt.display(),
+            out.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+fn metrics_csv(records: &[EpochRecord]) -> String {
+    let mut csv = String::from(
+        "epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,eval_seconds\n",
+    );
+    for r in records {
+        let _ = writeln!(
+            csv,
+            "{},{},{:.6},{:.6},{:.6},{:.6},{:.4},{:.4}",
+            r.epoch,
+            r.learning_rate,
+            r.train_loss,
+            r.train_accuracy,
+            r.test_loss,
+            r.test_accuracy,
+            r.train_seconds,
+            r.eval_seconds
+        );
+    }
+    csv
+}
+
+/// Runs `fit` with a progress bar per epoch and a test evaluation after each epoch.
+fn train_loop(
+    net: &mut Sequential<f32>,
+    train: &Images,
+    test: &Images,
+    sgd: &mut Sgd<f32>,
+    config: &FitConfig,
+    settings: &Settings,
+    json: bool,
+) -> Result<Vec<EpochRecord>, String> {
+    let loss = CrossEntropy::default();
+    let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos:>6}/{len:6} {msg}")
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> ");
+    let mut bar: Option<ProgressBar> = None;
+    let mut epoch_started = Instant::now();
+    let mut records = Vec::new();
+    let mut failure: Option<String> = None;
+    fit(net, train, &loss, sgd, config, |event, model| {
+        match event {
+            Event::Step { epoch, seen, total, loss, accuracy, .. } => {
+                let b = bar.get_or_insert_with(|| {
+                    epoch_started = Instant::now();
+                    let b = ProgressBar::new(*total as u64).with_style(style.clone());
+                    b.set_prefix(format!("epoch {epoch}/{}", settings.epochs));
+                    b
+                });
+                let rate = *seen as f64 / epoch_started.elapsed().as_secs_f64().max(1e-9);
+                b.set_position(*seen as u64);
+                b.set_message(format!("loss {loss:.4}  acc {:.2}%  {rate:.0} ex/s", 100.0 * accuracy));
+            }
+            Event::Epoch(stats) => {
+                if let Some(b) = bar.take() {
+                    b.finish_and_clear();
+                }
+                let t = Instant::now();
+                let ev: Evaluation = match evaluate(model, test, &loss) {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        return ControlFlow::Break(());
+                    }
+                };
+                let record = EpochRecord {
+                    epoch: stats.epoch,
+                    learning_rate: stats.learning_rate,
+                    train_loss: stats.train_loss,
+                    train_accuracy: stats.train_accuracy,
+                    test_loss: ev.loss,
+                    test_accuracy: ev.accuracy,
+                    train_seconds: stats.seconds,
+                    eval_seconds: t.elapsed().as_secs_f64(),
+                };
+                say(
+                    json,
+                    &format!(
+                        "epoch {:>2}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.2} s ({:.0} images/s)",
+                        record.epoch,
+                        settings.epochs,
+                        record.train_loss,
+                        100.0 * record.train_accuracy,
+                        record.test_loss,
+                        100.0 * record.test_accuracy,
+                        record.train_seconds,
+                        settings.train_images as f64 / record.train_seconds.max(1e-9)
+                    ),
+                );
+                records.push(record);
+            }
+        }
+        ControlFlow::Continue(())
+    })
+    .map_err(|e| e.to_string())?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(records),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_has_the_expected_shape() {
+        let t = timestamp();
+        assert_eq!(t.len(), 15);
+        assert_eq!(&t[8..9], "-");
+        assert!(t[..4].parse::<u32>().unwrap() >= 2024);
+    }
+}

@@ -1,0 +1,309 @@
+//! MNIST: the four IDX files, as splits that serve batches.
+
+use std::path::{Path, PathBuf};
+
+use nalgebra::DMatrix;
+use retroprop_activations::Scalar;
+use retroprop_activations::rng::Rng;
+use retroprop_models::Source;
+
+use crate::DataError;
+use crate::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
+
+/// The standard file names (gzip-compressed or not; the `.gz` suffix is optional).
+pub const FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// Number of classes (digits 0–9).
+pub const CLASSES: usize = 10;
+
+/// A set of labelled grey-level images kept as bytes (47 MB for MNIST's 60 000 training
+/// images), converted to `[0, 1]` one batch at a time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Images {
+    rows: usize,
+    cols: usize,
+    pixels: Vec<u8>,
+    labels: Vec<u8>,
+}
+
+impl Images {
+    /// Images of `rows × cols` bytes, concatenated, and one label per image.
+    ///
+    /// # Errors
+    /// [`DataError::CountMismatch`] if the counts disagree, [`DataError::LabelOutOfRange`] for a
+    /// label ≥ 10.
+    pub fn new(
+        rows: usize,
+        cols: usize,
+        pixels: Vec<u8>,
+        labels: Vec<u8>,
+        file: &Path,
+    ) -> Result<Self, DataError> {
+        let size = rows * cols;
+        let images = pixels.len().checked_div(size).unwrap_or(0);
+        if size == 0 || !pixels.len().is_multiple_of(size) || images != labels.len() {
+            return Err(DataError::CountMismatch {
+                file: file.to_path_buf(),
+                images,
+                labels: labels.len(),
+            });
+        }
+        if let Some(index) = labels.iter().position(|&l| usize::from(l) >= CLASSES) {
+            return Err(DataError::LabelOutOfRange {
+                file: file.to_path_buf(),
+                index,
+                label: labels[index],
+            });
+        }
+        Ok(Self {
+            rows,
+            cols,
+            pixels,
+            labels,
+        })
+    }
+
+    /// Reads an images file and a labels file.
+    ///
+    /// # Errors
+    /// Any [`DataError`] of either file, or a disagreement between them.
+    pub fn read(images: &Path, labels: &Path) -> Result<Self, DataError> {
+        let img = idx::read(images, IMAGES_MAGIC)?;
+        let lab = idx::read(labels, LABELS_MAGIC)?;
+        let [count, rows, cols] = img.dims[..] else {
+            return Err(DataError::Dimensions {
+                file: images.to_path_buf(),
+                expected: 3,
+                found: img.dims.len(),
+            });
+        };
+        if lab.dims.len() != 1 || lab.dims[0] != count {
+            return Err(DataError::CountMismatch {
+                file: labels.to_path_buf(),
+                images: count,
+                labels: lab.dims.first().copied().unwrap_or(0),
+            });
+        }
+        Self::new(rows, cols, img.data, lab.data, labels)
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// `true` if there is no image.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// `(rows, cols)` of one image.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// The bytes of image `i`, row by row (`None` past the end).
+    pub fn image(&self, i: usize) -> Option<&[u8]> {
+        let size = self.rows * self.cols;
+        self.pixels.get(i * size..(i + 1) * size)
+    }
+
+    /// The label of image `i` (`None` past the end).
+    pub fn label(&self, i: usize) -> Option<usize> {
+        self.labels.get(i).map(|&l| usize::from(l))
+    }
+
+    /// The labels.
+    pub fn labels(&self) -> impl Iterator<Item = usize> + '_ {
+        self.labels.iter().map(|&l| usize::from(l))
+    }
+
+    /// The first `n` images (all if fewer): a quick subset for smoke tests.
+    pub fn take(&self, n: usize) -> Self {
+        let n = n.min(self.len());
+        Self {
+            rows: self.rows,
+            cols: self.cols,
+            pixels: self.pixels[..n * self.rows * self.cols].to_vec(),
+            labels: self.labels[..n].to_vec(),
+        }
+    }
+
+    /// Splits off `n` images chosen by a seeded shuffle as a validation set; `self` keeps the
+    /// rest, in their original order.
+    pub fn split_validation(&mut self, n: usize, seed: u64) -> Self {
+        let n = n.min(self.len());
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        Rng::new(seed).shuffle(&mut order);
+        let mut held = vec![false; self.len()];
+        for &i in &order[..n] {
+            held[i] = true;
+        }
+        let size = self.rows * self.cols;
+        let (mut keep, mut val) = (Vec::new(), Vec::new());
+        let (mut keep_l, mut val_l) = (Vec::new(), Vec::new());
+        for (i, &h) in held.iter().enumerate() {
+            let (px, lb) = if h {
+                (&mut val, &mut val_l)
+            } else {
+                (&mut keep, &mut keep_l)
+            };
+            px.extend_from_slice(&self.pixels[i * size..(i + 1) * size]);
+            lb.push(self.labels[i]);
+        }
+        self.pixels = keep;
+        self.labels = keep_l;
+        Self {
+            rows: self.rows,
+            cols: self.cols,
+            pixels: val,
+            labels: val_l,
+        }
+    }
+
+    /// Every image as one column of `rows·cols` values in `[0, 1]` (`byte / 255`), and the labels.
+    pub fn to_matrix<T: Scalar>(&self) -> (DMatrix<T>, Vec<usize>) {
+        let indices: Vec<usize> = (0..self.len()).collect();
+        let mut x = DMatrix::zeros(self.rows * self.cols, self.len());
+        let mut labels = Vec::with_capacity(self.len());
+        self.gather(&indices, &mut x, &mut labels);
+        (x, labels)
+    }
+
+    /// Seeded mini-batches over a shuffled order, into one reused buffer.
+    pub fn batches<T: Scalar>(&self, size: usize, seed: u64) -> Batches<'_, T> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        Rng::new(seed).shuffle(&mut order);
+        Batches {
+            images: self,
+            order,
+            size: size.max(1),
+            next: 0,
+            x: DMatrix::zeros(self.rows * self.cols, 0),
+            labels: Vec::new(),
+        }
+    }
+}
+
+impl<T: Scalar> Source<T> for Images {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn features(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    fn classes(&self) -> usize {
+        CLASSES
+    }
+
+    /// Columns of `byte / 255`, in `[0, 1]`; large batches are converted in two halves.
+    fn gather(&self, indices: &[usize], x: &mut DMatrix<T>, labels: &mut Vec<usize>) {
+        let size = self.rows * self.cols;
+        labels.clear();
+        labels.extend(indices.iter().map(|&i| usize::from(self.labels[i])));
+        if size == 0 {
+            return;
+        }
+        let inv = T::one() / T::lit(255.0);
+        let convert = |col: &mut [T], i: usize| {
+            for (v, &b) in col.iter_mut().zip(&self.pixels[i * size..(i + 1) * size]) {
+                *v = T::from_byte(b) * inv;
+            }
+        };
+        let convert_all = |columns: &mut [T], indices: &[usize]| {
+            for (col, &i) in columns.chunks_exact_mut(size).zip(indices) {
+                convert(col, i);
+            }
+        };
+        let columns = &mut x.as_mut_slice()[..size * indices.len()];
+        if indices.len() >= 64 {
+            // two halves: here and on the layers' helper thread
+            let mid = indices.len() / 2;
+            let (c1, c2) = columns.split_at_mut(mid * size);
+            let (i1, i2) = indices.split_at(mid);
+            let convert_all = &convert_all;
+            retroprop_layers::team::join(|| convert_all(c1, i1), move || convert_all(c2, i2));
+        } else {
+            convert_all(columns, indices);
+        }
+    }
+}
+
+/// Mini-batches of a shuffled split, served from one buffer (a lending iterator: each batch
+/// borrows it until the next call).
+#[derive(Debug)]
+pub struct Batches<'a, T: Scalar> {
+    images: &'a Images,
+    order: Vec<usize>,
+    size: usize,
+    next: usize,
+    x: DMatrix<T>,
+    labels: Vec<usize>,
+}
+
+impl<T: Scalar> Batches<'_, T> {
+    /// The next batch: `features × batch` values in `[0, 1]` and the labels; `None` at the end.
+    /// The buffer is reallocated only when the batch size changes (the last, smaller batch).
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<(&DMatrix<T>, &[usize])> {
+        if self.next >= self.order.len() {
+            return None;
+        }
+        let end = (self.next + self.size).min(self.order.len());
+        let indices = &self.order[self.next..end];
+        if self.x.ncols() != indices.len() {
+            self.x = DMatrix::zeros(self.images.rows * self.images.cols, indices.len());
+        }
+        Source::<T>::gather(self.images, indices, &mut self.x, &mut self.labels);
+        self.next = end;
+        Some((&self.x, &self.labels))
+    }
+}
+
+/// MNIST's training and test splits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mnist {
+    /// The 60 000 training images.
+    pub train: Images,
+    /// The 10 000 test images.
+    pub test: Images,
+}
+
+impl Mnist {
+    /// Loads the four standard files from `dir` (each gzip-compressed or raw, with or without
+    /// `.gz`).
+    ///
+    /// # Errors
+    /// [`DataError::MissingDirectory`] / [`DataError::MissingFile`] with the path and how to fix
+    /// it, or any error of a file.
+    pub fn load(dir: impl AsRef<Path>) -> Result<Self, DataError> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(DataError::MissingDirectory {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let find = |name: &str| -> Result<PathBuf, DataError> {
+            [format!("{name}.gz"), name.to_string()]
+                .into_iter()
+                .map(|f| dir.join(f))
+                .find(|p| p.is_file())
+                .ok_or_else(|| DataError::MissingFile {
+                    dir: dir.to_path_buf(),
+                    file: name.to_string(),
+                })
+        };
+        let [train_images, train_labels, test_images, test_labels] = FILES.map(find);
+        Ok(Self {
+            train: Images::read(&train_images?, &train_labels?)?,
+            test: Images::read(&test_images?, &test_labels?)?,
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! The shipped MNIST files, and the loader's errors on bad directories and files.
+
+use std::path::{Path, PathBuf};
+
+use retroprop_data::{DataError, Images, Mnist};
+use retroprop_models::Source;
+
+fn shipped() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
+}
+
+#[test]
+fn the_shipped_mnist_loads_with_the_standard_counts() {
+    let mnist = Mnist::load(shipped()).unwrap();
+    assert_eq!((mnist.train.len(), mnist.test.len()), (60_000, 10_000));
+    assert_eq!(mnist.train.shape(), (28, 28));
+    // every digit is present, in the known proportions (5421 fives … 6742 ones in train)
+    let mut counts = [0usize; 10];
+    for y in mnist.train.labels() {
+        counts[y] += 1;
+    }
+    assert_eq!(
+        counts,
+        [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    );
+    // batches cover the split exactly once, values in [0, 1]
+    let mut batches = mnist.test.batches::<f32>(128, 1);
+    let (mut seen, mut steps) = (0, 0);
+    while let Some((x, labels)) = batches.next() {
+        assert_eq!(x.nrows(), 784);
+        assert_eq!(x.ncols(), labels.len());
+        assert!(x.iter().all(|&v| (0.0..=1.0).contains(&v)));
+        seen += labels.len();
+        steps += 1;
+    }
+    assert_eq!((seen, steps), (10_000, 79));
+}
+
+#[test]
+fn a_validation_split_is_seeded_and_disjoint() {
+    let mnist = Mnist::load(shipped()).unwrap();
+    let mut a = mnist.test.clone();
+    let val_a = a.split_validation(1000, 3);
+    let mut b = mnist.test;
+    let val_b = b.split_validation(1000, 3);
+    assert_eq!(val_a, val_b);
+    assert_eq!((a.len(), val_a.len()), (9000, 1000));
+    let (x, labels) = val_a.to_matrix::<f64>();
+    assert_eq!(x.shape(), (784, 1000));
+    assert_eq!(labels.len(), 1000);
+    assert_eq!(Source::<f64>::features(&val_a), 784);
+}
+
+#[test]
+fn missing_data_is_explained() {
+    let err = Mnist::load("/no/such/dir").unwrap_err();
+    assert!(matches!(err, DataError::MissingDirectory { .. }));
+    let message = err.to_string();
+    assert!(
+        message.contains("/no/such/dir") && message.contains("--data"),
+        "{message}"
+    );
+    let empty = std::env::temp_dir().join(format!("retroprop-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    assert!(matches!(
+        Mnist::load(&empty),
+        Err(DataError::MissingFile { .. })
+    ));
+    std::fs::remove_dir_all(&empty).unwrap();
+}
+
+#[test]
+fn mismatched_and_invalid_labels_are_errors() {
+    let file = Path::new("labels");
+    assert!(matches!(
+        Images::new(2, 2, vec![0; 12], vec![1, 2], file),
+        Err(DataError::CountMismatch {
+            images: 3,
+            labels: 2,
+            ..
+        })
+    ));
+    assert!(matches!(
+        Images::new(2, 2, vec![0; 8], vec![1, 10], file),
+        Err(DataError::LabelOutOfRange {
+            index: 1,
+            label: 10,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn raw_and_gzip_files_read_the_same() {
+    let dir = std::env::temp_dir().join(format!("retroprop-raw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in retroprop_data::FILES {
+        let gz = std::fs::read(shipped().join(format!("{name}.gz"))).unwrap();
+        let raw = retroprop_data::idx::decompress(gz, Path::new(name)).unwrap();
+        std::fs::write(dir.join(name), raw).unwrap(); // no .gz: detected by content anyway
+    }
+    let raw = Mnist::load(&dir).unwrap();
+    let gz = Mnist::load(shipped()).unwrap();
+    assert_eq!(raw, gz);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
