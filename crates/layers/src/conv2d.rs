@@ -236,6 +236,9 @@ struct Geometry {
     k: usize,
     /// Output positions: `H_out · W_out`.
     p: usize,
+    /// Padded input height `H + 2pₕ` and width `W + 2p_w` (the "wide" layout of stride 1).
+    hp: usize,
+    wp: usize,
 }
 
 impl Geometry {
@@ -256,6 +259,8 @@ impl Geometry {
             ow,
             k: c.in_channels * c.kernel.h * c.kernel.w,
             p: oh * ow,
+            hp: c.input.h + 2 * c.padding.h,
+            wp: c.input.w + 2 * c.padding.w,
         })
     }
 
@@ -391,6 +396,87 @@ impl Geometry {
     }
 }
 
+/// The wide layout of stride-1 convolutions.
+///
+/// With stride 1 the input under kernel tap `(c, u, v)` for output row `oy` is row
+/// `oy + u·dₕ` of the zero-padded image, shifted by `v·d_w`. Computing every output row on the
+/// full padded width `W_p = W + 2p_w` (the last `W_p − W_out` columns of each row are garbage and
+/// discarded) makes the im2col row of a tap *one contiguous slice* of the padded image, instead
+/// of one short segment per output row — for question 3's 3×3 layer, 288 copies of 1 088
+/// values per image instead of 9 216 of 32. The GEMM is `W_p / W_out` wider; the output rows
+/// are copied out of the wide result, and the backward pass mirrors it with zeros in the
+/// garbage columns so they contribute nothing.
+impl Geometry {
+    /// Whether the wide layout applies (stride 1 on both axes).
+    fn wide(&self) -> bool {
+        self.sh == 1 && self.sw == 1
+    }
+
+    /// Padded image of every channel, plus a tail so garbage columns never read past it.
+    fn padded_len(&self) -> usize {
+        self.c * self.hp * self.wp + (self.kw - 1) * self.dw
+    }
+
+    /// Copies the image into the interior of `padded` (borders and tail stay zero: they are
+    /// never written).
+    fn pad<T: Scalar>(&self, x: &[T], padded: &mut Vec<T>) {
+        padded.resize(self.padded_len(), T::zero());
+        for (ch, channel) in x.chunks_exact(self.h * self.w).enumerate() {
+            for (iy, row) in channel.chunks_exact(self.w).enumerate() {
+                let at = (ch * self.hp + iy + self.ph) * self.wp + self.pw;
+                padded[at..at + self.w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// Wide im2col of output rows `oys`: `cols` (`K × |oys|·W_p`) row `(c·kh + u)·kw + v` is
+    /// the padded image from `(c, oys.start + u·dₕ, v·d_w)` on.
+    fn im2col_wide<T: Scalar>(&self, padded: &[T], oys: Range<usize>, cols: &mut [T]) {
+        let width = oys.len() * self.wp;
+        let mut rows = cols.chunks_exact_mut(width);
+        for c in 0..self.c {
+            for u in 0..self.kh {
+                for v in 0..self.kw {
+                    let at = (c * self.hp + oys.start + u * self.dh) * self.wp + v * self.dw;
+                    rows.next()
+                        .expect("K rows")
+                        .copy_from_slice(&padded[at..at + width]);
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`Geometry::im2col_wide`]: adds each row of `dcols` onto the padded
+    /// gradient.
+    fn col2im_wide<T: Scalar>(&self, dcols: &[T], oys: Range<usize>, dpadded: &mut [T]) {
+        let width = oys.len() * self.wp;
+        let mut rows = dcols.chunks_exact(width);
+        for c in 0..self.c {
+            for u in 0..self.kh {
+                for v in 0..self.kw {
+                    let at = (c * self.hp + oys.start + u * self.dh) * self.wp + v * self.dw;
+                    let src = rows.next().expect("K rows");
+                    for (d, s) in dpadded[at..at + width].iter_mut().zip(src) {
+                        *d += *s;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds the interior of the padded gradient into `dx`.
+    fn unpad_add<T: Scalar>(&self, dpadded: &[T], dx: &mut [T]) {
+        for (ch, channel) in dx.chunks_exact_mut(self.h * self.w).enumerate() {
+            for (iy, row) in channel.chunks_exact_mut(self.w).enumerate() {
+                let at = (ch * self.hp + iy + self.ph) * self.wp + self.pw;
+                for (d, s) in row.iter_mut().zip(&dpadded[at..at + self.w]) {
+                    *d += *s;
+                }
+            }
+        }
+    }
+}
+
 /// Where one kernel column reads in the phased input (see [`Geometry::tap`]).
 #[derive(Clone, Copy, Debug)]
 struct Tap {
@@ -415,26 +501,47 @@ struct Scratch<T> {
     dcols: Vec<T>,
     /// Gradient of `phased` (strided backward with `dL/dx` only).
     dphased: Vec<T>,
+    /// Zero-padded copy of one example (wide layout).
+    padded: Vec<T>,
+    /// Output, or output gradient, of one block on the padded width (wide layout).
+    wide: Vec<T>,
+    /// Gradient of `padded` (wide backward with `dL/dx` only).
+    dpadded: Vec<T>,
 }
 
 impl<T: Scalar> Scratch<T> {
-    /// Prepares example `x`: its column phases if the convolution is strided.
+    /// Prepares example `x`: zero-padded (wide layout) or column-phased (strided).
     fn load(&mut self, geo: &Geometry, x: &[T]) {
-        if geo.sw > 1 {
+        if geo.wide() {
+            geo.pad(x, &mut self.padded);
+        } else if geo.sw > 1 {
             geo.phase(x, &mut self.phased);
         }
     }
 
-    /// im2col of the loaded example's output rows `oys` into `self.cols`.
-    fn im2col(&mut self, geo: &Geometry, x: &[T], oys: Range<usize>) {
-        self.cols.resize(geo.k * oys.len() * geo.ow, T::zero());
-        let src = if geo.sw > 1 { &self.phased[..] } else { x };
-        geo.im2col(src, oys, &mut self.cols);
+    /// Columns of one block: `|oys|·W_p` in the wide layout, `|oys|·W_out` otherwise.
+    fn block_width(geo: &Geometry, oys: &Range<usize>) -> usize {
+        oys.len() * if geo.wide() { geo.wp } else { geo.ow }
     }
 
-    /// Clears the input gradient of one example (phased layout if strided).
+    /// im2col of the loaded example's output rows `oys` into `self.cols`.
+    fn im2col(&mut self, geo: &Geometry, x: &[T], oys: Range<usize>) {
+        self.cols
+            .resize(geo.k * Self::block_width(geo, &oys), T::zero());
+        if geo.wide() {
+            geo.im2col_wide(&self.padded, oys, &mut self.cols);
+        } else {
+            let src = if geo.sw > 1 { &self.phased[..] } else { x };
+            geo.im2col(src, oys, &mut self.cols);
+        }
+    }
+
+    /// Clears the input gradient of one example (padded or phased layout).
     fn start_dx(&mut self, geo: &Geometry) {
-        if geo.sw > 1 {
+        if geo.wide() {
+            self.dpadded.clear();
+            self.dpadded.resize(geo.padded_len(), T::zero());
+        } else if geo.sw > 1 {
             self.dphased.clear();
             self.dphased.resize(geo.phased_len(), T::zero());
         }
@@ -442,18 +549,47 @@ impl<T: Scalar> Scratch<T> {
 
     /// Adds `col2im(self.dcols)` for output rows `oys` into the example's input gradient.
     fn col2im_add(&mut self, geo: &Geometry, oys: Range<usize>, dx: &mut [T]) {
-        if geo.sw > 1 {
+        if geo.wide() {
+            geo.col2im_wide(&self.dcols, oys, &mut self.dpadded);
+        } else if geo.sw > 1 {
             geo.col2im(&self.dcols, oys, &mut self.dphased);
         } else {
             geo.col2im(&self.dcols, oys, dx);
         }
     }
 
-    /// Moves a strided example's phased input gradient into image layout.
+    /// Moves a padded or phased input gradient into image layout.
     fn finish_dx(&mut self, geo: &Geometry, dx: &mut [T]) {
-        if geo.sw > 1 {
+        if geo.wide() {
+            geo.unpad_add(&self.dpadded, dx);
+        } else if geo.sw > 1 {
             geo.unphase_add(&self.dphased, dx);
         }
+    }
+
+    /// The output gradient of block `oys` of example `g` (`C_out × P`, rows `P` apart) as a
+    /// GEMM operand: in place, or spread on the padded width in `self.wide` (wide layout).
+    fn grad_block<'a>(
+        &'a mut self,
+        geo: &Geometry,
+        c_out: usize,
+        g: &'a [T],
+        oys: &Range<usize>,
+    ) -> MatRef<'a, T> {
+        let width = Self::block_width(geo, oys);
+        if !geo.wide() {
+            return MatRef::new(&g[oys.start * geo.ow..], c_out, width, geo.p, 1);
+        }
+        self.wide.resize(c_out * width, T::zero());
+        for (co, dst) in self.wide.chunks_exact_mut(width).enumerate() {
+            for (oy, row) in oys.clone().zip(dst.chunks_exact_mut(geo.wp)) {
+                // the garbage columns get zero gradient (the buffer also holds forward output)
+                let (valid, garbage) = row.split_at_mut(geo.ow);
+                valid.copy_from_slice(&g[co * geo.p + oy * geo.ow..][..geo.ow]);
+                garbage.fill(T::zero());
+            }
+        }
+        MatRef::new(&self.wide, c_out, width, width, 1)
     }
 }
 
@@ -466,7 +602,7 @@ impl Geometry {
     /// The output rows of one example in blocks of [`IM2COL_BLOCK_BYTES`].
     fn blocks<T: Scalar>(&self) -> impl Iterator<Item = Range<usize>> + use<T> {
         let oh = self.p / self.ow;
-        let row_bytes = self.k * self.ow * T::BYTES;
+        let row_bytes = self.k * if self.wide() { self.wp } else { self.ow } * T::BYTES;
         let per = (IM2COL_BLOCK_BYTES / row_bytes.max(1)).clamp(1, oh);
         (0..oh.div_ceil(per)).map(move |b| b * per..((b + 1) * per).min(oh))
     }
@@ -619,16 +755,28 @@ impl<T: Scalar> Conv2d<T> {
                     let beta = if bias.is_some() { T::one() } else { T::zero() };
                     buf.load(&geo, xi);
                     for oys in geo.blocks::<T>() {
-                        let (start, width) = (oys.start * geo.ow, oys.len() * geo.ow);
-                        buf.im2col(&geo, xi, oys);
-                        // y[:, block] (C_out × width, rows P apart) = W (C_out × K) · cols
-                        gemm(
-                            T::one(),
-                            MatRef::of(w),
-                            MatRef::new(&buf.cols, geo.k, width, width, 1),
-                            beta,
-                            MatMut::new(&mut yi[start..], c_out, width, geo.p, 1),
-                        );
+                        let width = Scratch::<T>::block_width(&geo, &oys);
+                        buf.im2col(&geo, xi, oys.clone());
+                        let cols = MatRef::new(&buf.cols, geo.k, width, width, 1);
+                        if geo.wide() {
+                            // on the padded width, then the valid columns of each row
+                            buf.wide.resize(c_out * width, T::zero());
+                            let out = MatMut::new(&mut buf.wide, c_out, width, width, 1);
+                            gemm(T::one(), MatRef::of(w), cols, T::zero(), out);
+                            for (co, src) in buf.wide.chunks_exact(width).enumerate() {
+                                for (r, oy) in oys.clone().enumerate() {
+                                    let dst = &mut yi[co * geo.p + oy * geo.ow..][..geo.ow];
+                                    for (d, s) in dst.iter_mut().zip(&src[r * geo.wp..]) {
+                                        *d = beta * *d + *s;
+                                    }
+                                }
+                            }
+                        } else {
+                            // y[:, block] (C_out × width, rows P apart) = W (C_out × K) · cols
+                            let start = oys.start * geo.ow;
+                            let out = MatMut::new(&mut yi[start..], c_out, width, geo.p, 1);
+                            gemm(T::one(), MatRef::of(w), cols, beta, out);
+                        }
                     }
                 }
             });
@@ -676,27 +824,34 @@ impl<T: Scalar> Conv2d<T> {
                     .as_deref_mut()
                     .map(|dx| &mut dx[local * in_len..(local + 1) * in_len]);
                 for oys in geo.blocks::<T>() {
-                    let (start, width) = (oys.start * geo.ow, oys.len() * geo.ow);
-                    let g = MatRef::new(&gi[start..], c_out, width, geo.p, 1);
+                    let width = Scratch::<T>::block_width(&geo, &oys);
                     buf.im2col(&geo, xi, oys.clone());
+                    // the gradient block leaves `buf.wide` borrowed: copy cols out of the way
+                    let cols = std::mem::take(&mut buf.cols);
+                    let mut dcols = std::mem::take(&mut buf.dcols);
+                    let g = buf.grad_block(&geo, c_out, gi, &oys);
                     // dW += δ[:, block] (C_out × width) · colsᵀ (width × K)
                     gemm(
                         T::one(),
                         g,
-                        MatRef::new(&buf.cols, width, geo.k, 1, width),
+                        MatRef::new(&cols, width, geo.k, 1, width),
                         T::one(),
                         MatMut::of(&mut dw),
                     );
-                    if let Some(dx_i) = dx_i.as_deref_mut() {
+                    if dx_i.is_some() {
                         // dcols (K × width, row-major) = Wᵀ (K × C_out) · δ[:, block]
-                        buf.dcols.resize(geo.k * width, T::zero());
+                        dcols.resize(geo.k * width, T::zero());
                         gemm(
                             T::one(),
                             MatRef::transposed(w),
                             g,
                             T::zero(),
-                            MatMut::new(&mut buf.dcols, geo.k, width, width, 1),
+                            MatMut::new(&mut dcols, geo.k, width, width, 1),
                         );
+                    }
+                    buf.cols = cols;
+                    buf.dcols = dcols;
+                    if let Some(dx_i) = dx_i.as_deref_mut() {
                         buf.col2im_add(&geo, oys, dx_i);
                     }
                 }

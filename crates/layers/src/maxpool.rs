@@ -204,6 +204,10 @@ impl<T: Scalar> MaxPool2d<T> {
     /// taps in scan order and keep the first maximum.
     fn pool_one(&self, x: &[T], y: &mut [T], arg: &mut [u32]) {
         let c = &self.config;
+        if c.kernel == Hw::from(2) && c.stride == Hw::from(2) && c.padding == Hw::from(0) {
+            self.pool_2x2(x, y, arg);
+            return;
+        }
         let (h, w) = (c.input.h, c.input.w);
         let (oh, ow) = self.out;
         let (kw, sw, pw) = (c.kernel.w, c.stride.w, c.padding.w);
@@ -285,6 +289,39 @@ impl<T: Scalar> MaxPool2d<T> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// The common case, 2×2 windows without overlap or padding: four loads per output, the
+    /// same scan order and tie rule as the general path.
+    fn pool_2x2(&self, x: &[T], y: &mut [T], arg: &mut [u32]) {
+        let (h, w) = (self.config.input.h, self.config.input.w);
+        let (oh, ow) = self.out;
+        // `!(v <= best)`: strictly greater or NaN; `best == best`: a NaN stays
+        #[allow(clippy::eq_op, clippy::neg_cmp_op_on_partial_ord)]
+        let take = |v: T, best: T| !(v <= best) & (best == best);
+        let rows = y.chunks_exact_mut(ow).zip(arg.chunks_exact_mut(ow));
+        for (row, (ys, args)) in rows.enumerate() {
+            let (ch, i) = (row / oh, row % oh);
+            let top = ch * h * w + 2 * i * w;
+            let (r0, r1) = (&x[top..top + w], &x[top + w..top + 2 * w]);
+            let pairs = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+            for (j, ((yv, av), (p0, p1))) in
+                ys.iter_mut().zip(args.iter_mut()).zip(pairs).enumerate()
+            {
+                let (mut best, mut at) = (p0[0], 0);
+                if take(p0[1], best) {
+                    (best, at) = (p0[1], 1);
+                }
+                if take(p1[0], best) {
+                    (best, at) = (p1[0], w);
+                }
+                if take(p1[1], best) {
+                    (best, at) = (p1[1], w + 1);
+                }
+                *yv = best;
+                *av = (top + 2 * j + at) as u32;
             }
         }
     }
