@@ -8,7 +8,7 @@ use retroprop_activations::rng::Rng;
 use retroprop_gradcheck::{Config, check_layer, conformance};
 use retroprop_layers::{
     Conv2d, Conv2dConfig, Dense, Flatten, Init, Layer, LayerError, MaxPool2d, MaxPool2dConfig,
-    Param, Relu, Shape, Sigmoid, Softmax, Softplus, Tanh,
+    Param, Relu, Shape, Sigmoid, Softmax, Softplus, Standardize, Tanh,
 };
 
 fn random(rows: usize, cols: usize, lo: f64, hi: f64, seed: u64) -> DMatrix<f64> {
@@ -61,6 +61,7 @@ fn activation_layers_conform() {
         assert_conforms(|| Ok(Softmax::new()), &x);
         assert_conforms(|| Ok(Relu::new()), &away_from_zero(6, n, 12));
         assert_conforms(|| Ok(Flatten::new()), &x);
+        assert_conforms(|| Standardize::new(0.1307, 0.3081), &x);
     }
 }
 

@@ -4,7 +4,7 @@ use nalgebra::DMatrix;
 use retroprop_gradcheck::{Config, Outcome, Suite, check_batch_gradient, check_with_loss};
 use retroprop_layers::{
     Conv2d, Conv2dConfig, Dense, Flatten, Init, Layer, LayerError, MaxPool2d, MaxPool2dConfig,
-    Relu, Sigmoid, Softmax, Softplus, Tanh,
+    Relu, Sigmoid, Softmax, Softplus, Standardize, Tanh,
 };
 use retroprop_losses::{
     BceWithLogits, BinaryCrossEntropy, CrossEntropy, Loss, Mse, Reduction, SigmoidMse, Target,
@@ -48,13 +48,16 @@ pub fn layers(suite: &mut Suite) {
             },
         );
     }
-    let activations: [MakeLayer; 6] = [
+    let activations: [MakeLayer; 7] = [
         ("softplus", || Box::new(Softplus::new())),
         ("sigmoid", || Box::new(Sigmoid::new())),
         ("tanh", || Box::new(Tanh::new())),
         ("softmax", || Box::new(Softmax::new())),
         ("relu", || Box::new(Relu::new())),
         ("flatten", || Box::new(Flatten::new())),
+        ("standardize", || {
+            Box::new(Standardize::new(0.1307, 0.3081).expect("valid"))
+        }),
     ];
     for (name, make) in activations {
         for (seed, n) in [(5u64, 1), (6, 4)] {

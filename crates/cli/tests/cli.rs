@@ -1,0 +1,156 @@
+//! The `retroprop` program as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn retroprop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_retroprop"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("retroprop-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn summary_of_the_homework_cnn_answers_question_3() {
+    let out = retroprop(&["summary", "--model", "homework-cnn"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for needle in [
+        "32×64×64",
+        "32×32×32",
+        "64×32×32",
+        "18,432",
+        "65,536 values",
+    ] {
+        assert!(text.contains(needle), "missing {needle}:\n{text}");
+    }
+    let mlp = stdout(&retroprop(&["summary"]));
+    assert!(mlp.contains("203,530"), "{mlp}"); // n_θ = 256·784 + 256 + 10·256 + 10
+}
+
+#[test]
+fn train_eval_predict_on_a_subset() {
+    let dir = temp_dir("train");
+    let out_dir = dir.to_str().unwrap();
+    let out = retroprop(&[
+        "train", "--limit", "3000", "--epochs", "2", "--json", "--out", out_dir,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // stdout is exactly one JSON document; progress and epoch lines went to stderr
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("one JSON object");
+    let accuracy = doc["test_accuracy"].as_f64().unwrap();
+    assert!(
+        accuracy > 0.8,
+        "accuracy {accuracy} on 500 test images after 3000 training images"
+    );
+    assert_eq!(doc["epochs"].as_array().unwrap().len(), 2);
+    assert!(stderr(&out).contains("epoch  2/2"));
+    for file in ["model.ckpt", "metrics.csv", "curves.svg"] {
+        assert!(dir.join(file).is_file(), "{file} not written");
+    }
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(
+        std::fs::read_to_string(dir.join("curves.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+
+    // eval on the full test set runs from the checkpoint alone
+    let ckpt = dir.join("model.ckpt");
+    let eval = retroprop(&["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let ev: serde_json::Value = serde_json::from_str(&stdout(&eval)).unwrap();
+    assert_eq!(ev["examples"], 10_000);
+    assert!(ev["test_accuracy"].as_f64().unwrap() > 0.8);
+
+    let predict = retroprop(&[
+        "predict",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--index",
+        "0",
+    ]);
+    assert!(predict.status.success(), "{}", stderr(&predict));
+    let text = stdout(&predict);
+    assert!(text.contains("test image #0: label 7"), "{text}");
+    assert!(text.contains("██"), "the digit is drawn");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn full_batch_is_one_step_per_epoch_and_its_loss_decreases() {
+    let dir = temp_dir("full");
+    let out = retroprop(&[
+        "train",
+        "--full-batch",
+        "--limit",
+        "6000",
+        "--epochs",
+        "6",
+        "--json",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["settings"]["batch"], serde_json::Value::Null);
+    let losses: Vec<f64> = doc["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["train_loss"].as_f64().unwrap())
+        .collect();
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn errors_say_what_is_wrong_and_exit_non_zero() {
+    let missing = retroprop(&["train", "--data", "/no/such/mnist"]);
+    assert!(!missing.status.success());
+    let msg = stderr(&missing);
+    assert!(
+        msg.contains("/no/such/mnist") && msg.contains("--data"),
+        "{msg}"
+    );
+
+    let bad_flag = retroprop(&["train", "--lr", "-1"]);
+    assert_eq!(bad_flag.status.code(), Some(2));
+    assert!(stderr(&bad_flag).contains("--lr"), "{}", stderr(&bad_flag));
+
+    let bad_momentum = retroprop(&["train", "--momentum", "1.5"]);
+    assert!(
+        stderr(&bad_momentum).contains("[0, 1)"),
+        "{}",
+        stderr(&bad_momentum)
+    );
+
+    let corrupt = temp_dir("corrupt");
+    std::fs::create_dir_all(&corrupt).unwrap();
+    let file = corrupt.join("model.ckpt");
+    std::fs::write(&file, b"RETROPRP but then nonsense").unwrap();
+    let eval = retroprop(&["eval", "--checkpoint", file.to_str().unwrap()]);
+    assert!(!eval.status.success());
+    assert!(stderr(&eval).contains("model.ckpt"), "{}", stderr(&eval));
+    std::fs::remove_dir_all(&corrupt).unwrap();
+
+    let none = retroprop(&["predict", "--checkpoint", "/no/model.ckpt", "--index", "0"]);
+    assert!(!none.status.success());
+    assert!(Path::new(env!("CARGO_BIN_EXE_retroprop")).is_file());
+}
