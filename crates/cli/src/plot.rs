@@ -14,7 +14,14 @@ const HEIGHT: f64 = 280.0;
 const MARGIN: f64 = 48.0;
 
 /// A panel at horizontal offset `x0`: axes, ticks, one polyline per series, a legend.
-fn panel(out: &mut String, x0: f64, title: &str, series: &[Series<'_>], percent: bool) {
+fn panel(
+    out: &mut String,
+    x0: f64,
+    title: &str,
+    series: &[Series<'_>],
+    percent: bool,
+    legend_low: bool,
+) {
     let all: Vec<f64> = series
         .iter()
         .flat_map(|s| s.values.iter().copied())
@@ -104,7 +111,14 @@ fn panel(out: &mut String, x0: f64, title: &str, series: &[Series<'_>], percent:
                 s.color
             );
         }
-        let ly = MARGIN + 14.0 + 14.0 * k as f64;
+        // the legend goes where the curves are not: top right for falling curves, bottom right
+        // for rising ones
+        let top = if legend_low {
+            HEIGHT - MARGIN - 14.0 * series.len() as f64 - 4.0
+        } else {
+            MARGIN
+        };
+        let ly = top + 14.0 + 14.0 * k as f64;
         let lx = x0 + WIDTH - 1.5 * MARGIN - 40.0;
         let _ = writeln!(
             out,
@@ -154,6 +168,7 @@ pub fn curves(
             },
         ],
         false,
+        false,
     );
     panel(
         &mut out,
@@ -171,6 +186,7 @@ pub fn curves(
                 values: test_acc,
             },
         ],
+        true,
         true,
     );
     out.push_str("</svg>\n");

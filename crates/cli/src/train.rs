@@ -86,7 +86,7 @@ pub struct TrainArgs {
     /// Directory with the four MNIST files [default: the shipped data/mnist].
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Output directory [default: runs/<model>-<UTC timestamp>].
+    /// Output directory [default: runs/{model}-{UTC timestamp}].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Worker threads [default: all cores].
@@ -383,14 +383,13 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         println!("{doc}");
     } else {
         println!(
-            "\ntest accuracy {:.2}% (loss {:.4}) after {} epochs; {:.2} s of training\n\nconfusion matrix (rows: true digit, columns: predicted)\n{}\n\nwrote {} , metrics.csv and curves.svg in {} ({:.1} s)",
+            "\ntest accuracy {:.2}% (loss {:.4}) after {} epochs; {:.2} s of training\n\nconfusion matrix (rows: true digit, columns: predicted)\n{}\n\nwrote {}, metrics.csv and curves.svg ({:.1} s)",
             100.0 * final_eval.accuracy,
             final_eval.loss,
             records.len(),
             train_seconds,
             final_eval.confusion,
             ckpt.display(),
-            out.display(),
             started.elapsed().as_secs_f64()
         );
     }
