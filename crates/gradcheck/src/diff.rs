@@ -304,27 +304,14 @@ pub fn check_gradient(
         analytic.len(),
         "gradient and point differ in length"
     );
-    let mut rng = Rng::new(config.seed);
-    let indices = sample(at.len(), config.max_entries, &mut rng);
-    let mut point = at.to_vec();
-    let Ok(tensor) = check_tensor::<Infallible>(
-        "x".to_string(),
-        (at.len(), 1),
-        at,
-        analytic,
-        &indices,
-        &config.tolerance,
-        |i, v| {
-            point[i] = v;
-            let value = f(&point);
-            point[i] = at[i];
-            Ok(value)
-        },
-    );
-    Report {
-        tolerance: config.tolerance,
-        tensors: vec![tensor],
-    }
+    let column = |v: &[f64]| DMatrix::from_column_slice(v.len(), 1, v);
+    check_point(
+        "x",
+        |m| f(m.as_slice()),
+        &column(at),
+        &column(analytic),
+        config,
+    )
 }
 
 /// Checks the gradient of a scalar function of a batch matrix (a loss of predictions, say):
@@ -343,7 +330,7 @@ pub fn check_gradient(
 /// # Panics
 /// If `analytic` and `at` differ in shape.
 pub fn check_batch_gradient(
-    mut f: impl FnMut(&DMatrix<f64>) -> f64,
+    f: impl FnMut(&DMatrix<f64>) -> f64,
     at: &DMatrix<f64>,
     analytic: &DMatrix<f64>,
     config: &Config,
@@ -353,11 +340,22 @@ pub fn check_batch_gradient(
         analytic.shape(),
         "gradient and point differ in shape"
     );
+    check_point("batch", f, at, analytic, config)
+}
+
+/// Checks `analytic` against central differences of `f` at `at` (same shapes).
+fn check_point(
+    name: &str,
+    mut f: impl FnMut(&DMatrix<f64>) -> f64,
+    at: &DMatrix<f64>,
+    analytic: &DMatrix<f64>,
+    config: &Config,
+) -> Report {
     let mut rng = Rng::new(config.seed);
     let indices = sample(at.len(), config.max_entries, &mut rng);
     let mut point = at.clone();
     let Ok(tensor) = check_tensor::<Infallible>(
-        "batch".to_string(),
+        name.to_string(),
         at.shape(),
         at.as_slice(),
         analytic.as_slice(),

@@ -41,6 +41,7 @@
 
 mod diff;
 mod layer;
+pub mod planted;
 mod suite;
 
 pub use diff::{

@@ -5,10 +5,11 @@ use nalgebra::DMatrix;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use retroprop_activations::rng::Rng;
+use retroprop_gradcheck::planted::DroppedTranspose;
 use retroprop_gradcheck::{Config, check_layer, conformance};
 use retroprop_layers::{
     Conv2d, Conv2dConfig, Dense, Flatten, Init, Layer, LayerError, MaxPool2d, MaxPool2dConfig,
-    Param, Relu, Shape, Sigmoid, Softmax, Softplus, Standardize, Tanh,
+    Relu, Shape, Sigmoid, Softmax, Softplus, Standardize, Tanh,
 };
 
 fn random(rows: usize, cols: usize, lo: f64, hi: f64, seed: u64) -> DMatrix<f64> {
@@ -111,41 +112,9 @@ fn maxpool_conforms_without_ties() {
     }
 }
 
-/// The bug the answer key makes in question 2p: `dL/dx = W δ` instead of `Wᵀ δ`. With a
-/// non-square `W` the product does not even chain, so the bug shows up as reading `W`'s buffer
-/// with swapped dimensions — the shape of `Wᵀ` without its values.
-struct DroppedTranspose(Dense<f64>);
-
-impl Layer<f64> for DroppedTranspose {
-    fn name(&self) -> &'static str {
-        "DroppedTranspose"
-    }
-    fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {
-        self.0.output_shape(input)
-    }
-    fn forward(&mut self, x: &DMatrix<f64>) -> Result<DMatrix<f64>, LayerError> {
-        self.0.forward(x)
-    }
-    fn backward(&mut self, grad_y: &DMatrix<f64>) -> Result<DMatrix<f64>, LayerError> {
-        self.0.backward_params(grad_y)?;
-        let w = self.0.weight().value();
-        let not_transposed = DMatrix::from_column_slice(w.ncols(), w.nrows(), w.as_slice());
-        Ok(not_transposed * grad_y)
-    }
-    fn infer(&self, x: &DMatrix<f64>) -> Result<DMatrix<f64>, LayerError> {
-        self.0.infer(x)
-    }
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
-        self.0.visit_params(f);
-    }
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) {
-        self.0.visit_params_mut(f);
-    }
-}
-
 #[test]
 fn the_checker_fails_a_dropped_transpose() {
-    let mut layer = DroppedTranspose(Dense::new(5, 3, Init::XavierUniform { seed: 1 }).unwrap());
+    let mut layer = DroppedTranspose::new(5, 3, 1).unwrap();
     let x = random(5, 4, -1.0, 1.0, 2);
     let report = check_layer(&mut layer, &x, &Config::default()).unwrap();
     assert!(!report.passed(), "a wrong dL/dx must fail:\n{report}");

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layer::{check_grad, check_rows};
 use crate::linalg::{MatMut, MatRef, add_assign, gemm};
-use crate::shape::{MAX_VALUES, checked_product};
+use crate::shape::{MAX_VALUES, check_nonzero, checked_product};
 use crate::{Init, Layer, LayerError, LayerSpec, Param, ParamKind, Shape};
 
 /// A size per spatial axis: `(height, width)`. `Hw::from(3)` is `3 × 3`.
@@ -174,23 +174,21 @@ impl Conv2dConfig {
     /// [`LayerError::ZeroSize`] for a zero size, [`LayerError::EmptyOutput`] if the output would
     /// be empty (the error names the numbers).
     pub fn output_size(&self) -> Result<(usize, usize), LayerError> {
-        let checks = [
-            ("input channels", self.in_channels),
-            ("output channels", self.out_channels),
-            ("input height", self.input.h),
-            ("input width", self.input.w),
-            ("kernel height", self.kernel.h),
-            ("kernel width", self.kernel.w),
-            ("stride height", self.stride.h),
-            ("stride width", self.stride.w),
-            ("dilation height", self.dilation.h),
-            ("dilation width", self.dilation.w),
-        ];
-        for (what, v) in checks {
-            if v == 0 {
-                return Err(LayerError::ZeroSize { layer: NAME, what });
-            }
-        }
+        check_nonzero(
+            NAME,
+            &[
+                ("input channels", self.in_channels),
+                ("output channels", self.out_channels),
+                ("input height", self.input.h),
+                ("input width", self.input.w),
+                ("kernel height", self.kernel.h),
+                ("kernel width", self.kernel.w),
+                ("stride height", self.stride.h),
+                ("stride width", self.stride.w),
+                ("dilation height", self.dilation.h),
+                ("dilation width", self.dilation.w),
+            ],
+        )?;
         let (k, s, p, d) = (self.kernel, self.stride, self.padding, self.dilation);
         let (oh, ow) = (
             output_size(NAME, "height", self.input.h, k.h, s.h, p.h, d.h)?,

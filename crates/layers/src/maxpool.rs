@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conv2d::output_size;
 use crate::layer::{check_grad, check_rows};
-use crate::shape::checked_product;
+use crate::shape::{check_nonzero, checked_product};
 use crate::{Hw, Layer, LayerError, LayerSpec, Shape};
 
 const NAME: &str = "MaxPool2d";
@@ -75,20 +75,18 @@ impl MaxPool2dConfig {
     /// [`LayerError::ZeroSize`], [`LayerError::PaddingTooLarge`] (padding over half the kernel:
     /// a window could hold only padding), or [`LayerError::EmptyOutput`].
     pub fn output_size(&self) -> Result<(usize, usize), LayerError> {
-        let checks = [
-            ("channels", self.channels),
-            ("input height", self.input.h),
-            ("input width", self.input.w),
-            ("kernel height", self.kernel.h),
-            ("kernel width", self.kernel.w),
-            ("stride height", self.stride.h),
-            ("stride width", self.stride.w),
-        ];
-        for (what, v) in checks {
-            if v == 0 {
-                return Err(LayerError::ZeroSize { layer: NAME, what });
-            }
-        }
+        check_nonzero(
+            NAME,
+            &[
+                ("channels", self.channels),
+                ("input height", self.input.h),
+                ("input width", self.input.w),
+                ("kernel height", self.kernel.h),
+                ("kernel width", self.kernel.w),
+                ("stride height", self.stride.h),
+                ("stride width", self.stride.w),
+            ],
+        )?;
         for (axis, padding, kernel) in [
             ("height", self.padding.h, self.kernel.h),
             ("width", self.padding.w, self.kernel.w),

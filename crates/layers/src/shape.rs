@@ -75,6 +75,17 @@ impl fmt::Display for Shape {
 /// refusing them keeps every size computation far from overflow.
 pub const MAX_VALUES: usize = 1 << 32;
 
+/// [`crate::LayerError::ZeroSize`] for the first size that is zero.
+pub(crate) fn check_nonzero(
+    layer: &'static str,
+    sizes: &[(&'static str, usize)],
+) -> Result<(), crate::LayerError> {
+    match sizes.iter().find(|(_, v)| *v == 0) {
+        Some(&(what, _)) => Err(crate::LayerError::ZeroSize { layer, what }),
+        None => Ok(()),
+    }
+}
+
 /// `∏ dims`, or [`LayerError::TooLarge`] above [`MAX_VALUES`] (checked at every step).
 pub(crate) fn checked_product(
     layer: &'static str,

@@ -12,7 +12,7 @@ use retroprop_losses::{BceWithLogits, CrossEntropy, Loss, Reduction, SigmoidMse,
 use retroprop_models::{Summary, homework_cnn, mlp};
 use retroprop_optim::{Optimizer, Sgd, WeightDecay};
 
-use super::{labels, random};
+use super::{ce_gradient, labels, random};
 
 const P1: &str = "homework part 1 (derivatives and usual functions)";
 const P2: &str = "homework part 2 (the MLP's gradients)";
@@ -749,17 +749,7 @@ fn gd_step(mut net: retroprop_models::Sequential<f64>, decay: WeightDecay, k: f6
     let lr = 0.3;
     let x = random(7, 6, -1.0, 1.0, 14);
     let y = labels(6, 4, 15);
-    net.zero_grad();
-    let run = net
-        .forward(&x)
-        .map_err(|e| e.to_string())
-        .and_then(|o| {
-            CrossEntropy::default()
-                .evaluate(&o, Target::Labels(&y))
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|out| net.backward_params(&out.grad).map_err(|e| e.to_string()));
-    if let Err(e) = run {
+    if let Err(e) = ce_gradient(&mut net, &x, &y) {
         return Outcome::error(e);
     }
     let mut want = Vec::new();

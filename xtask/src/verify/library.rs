@@ -363,17 +363,7 @@ fn optimizer_case(momentum: Momentum, decay: WeightDecay) -> Outcome {
     let x = random(3, 5, -1.0, 1.0, 4);
     let y = labels(5, 2, 5);
     for _ in 0..steps {
-        net.zero_grad();
-        let run = net
-            .forward(&x)
-            .map_err(|e| e.to_string())
-            .and_then(|o| {
-                CrossEntropy::default()
-                    .evaluate(&o, Target::Labels(&y))
-                    .map_err(|e| e.to_string())
-            })
-            .and_then(|out| net.backward_params(&out.grad).map_err(|e| e.to_string()));
-        if let Err(e) = run {
+        if let Err(e) = super::ce_gradient(&mut net, &x, &y) {
             return Outcome::error(e);
         }
         let mut grads: Vec<Vec<f64>> = Vec::new();

@@ -8,8 +8,11 @@ use std::io::Write;
 
 use nalgebra::DMatrix;
 use retroprop_activations::rng::Rng;
+use retroprop_gradcheck::planted::DroppedTranspose;
 use retroprop_gradcheck::{Config, Suite, SuiteReport};
-use retroprop_layers::{Dense, Init, Layer, LayerError, Param, Shape};
+use retroprop_layers::Layer;
+use retroprop_losses::{CrossEntropy, Loss, Target};
+use retroprop_models::Sequential;
 
 /// A seeded `rows × cols` matrix uniform in `[lo, hi)`.
 pub(crate) fn random(rows: usize, cols: usize, lo: f64, hi: f64, seed: u64) -> DMatrix<f64> {
@@ -39,6 +42,20 @@ pub(crate) fn distinct(rows: usize, cols: usize, seed: u64) -> DMatrix<f64> {
     DMatrix::from_vec(rows, cols, v)
 }
 
+/// Zeroes the gradients and accumulates those of the mean cross-entropy of `net` on `(x, y)`.
+pub(crate) fn ce_gradient(
+    net: &mut Sequential<f64>,
+    x: &DMatrix<f64>,
+    y: &[usize],
+) -> Result<(), String> {
+    net.zero_grad();
+    let logits = net.forward(x).map_err(|e| e.to_string())?;
+    let out = CrossEntropy::default()
+        .evaluate(&logits, Target::Labels(y))
+        .map_err(|e| e.to_string())?;
+    net.backward_params(&out.grad).map_err(|e| e.to_string())
+}
+
 /// Every check of retroprop: layers, losses, optimizers, models, and the homework's questions.
 pub fn standard_suite() -> Suite {
     let mut suite = Suite::new();
@@ -52,50 +69,13 @@ pub fn standard_suite() -> Suite {
     suite
 }
 
-/// The answer key's mistake in question 2p as a layer: a dense layer whose `dL/dx` reads `W`
-/// with swapped dimensions instead of using `Wᵀ`. Registered by `--plant-bug` to show (and
-/// test) that `verify` fails when a gradient is wrong.
-struct DroppedTranspose(Dense<f64>);
-
-impl Layer<f64> for DroppedTranspose {
-    fn name(&self) -> &'static str {
-        "DroppedTranspose"
-    }
-    fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {
-        self.0.output_shape(input)
-    }
-    fn forward(&mut self, x: &DMatrix<f64>) -> Result<DMatrix<f64>, LayerError> {
-        self.0.forward(x)
-    }
-    fn backward(&mut self, grad_y: &DMatrix<f64>) -> Result<DMatrix<f64>, LayerError> {
-        self.0.backward_params(grad_y)?;
-        let w = self.0.weight().value();
-        Ok(DMatrix::from_column_slice(w.ncols(), w.nrows(), w.as_slice()) * grad_y)
-    }
-    fn infer(&self, x: &DMatrix<f64>) -> Result<DMatrix<f64>, LayerError> {
-        self.0.infer(x)
-    }
-    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<f64>)) {
-        self.0.visit_params(f);
-    }
-    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<f64>)) {
-        self.0.visit_params_mut(f);
-    }
-}
-
 /// Registers the planted bug through the same path a user's layer takes.
 pub fn plant_bug(suite: &mut Suite) {
     suite.add_layer(
         "planted/dropped-transpose",
         "planted bug (must FAIL)",
         "Dense 5→3 whose dL/dx drops the transpose (2p's mistake)",
-        || {
-            Ok(Box::new(DroppedTranspose(Dense::new(
-                5,
-                3,
-                Init::XavierUniform { seed: 1 },
-            )?)) as Box<dyn Layer<f64>>)
-        },
+        || Ok(Box::new(DroppedTranspose::new(5, 3, 1)?) as Box<dyn Layer<f64>>),
         random(5, 4, -1.0, 1.0, 2),
         Config::default(),
     );
