@@ -66,6 +66,27 @@ fn assert_mat_close(got: &DMatrix<f64>, want: &DMatrix<f64>, tol: f64, what: &st
     }
 }
 
+/// Relative tolerance for `S(x + c) = S(x)` in a type with machine epsilon `eps`.
+///
+/// Error analysis: each `xᵢ + c` is rounded to within `ε/2·(|c| + max|x|)` (half an ulp of the
+/// largest possible sum). `Sᵢ = exp(xᵢ − LSE(x))` depends on the differences `xᵢ − xⱼ`, and a
+/// perturbation `δ` of the inputs moves `ln Sᵢ` by `δᵢ − Σⱼ Sⱼ δⱼ`, at most `2·max|δ|`: so the
+/// shift alone moves `Sᵢ` by at most `ε·(|c| + max|x|)` relatively. Evaluating the softmax twice
+/// adds a few ε each time (the exponential, the sum of up to ten terms, the division): 16 ε
+/// covers both. The bound is doubled for safety: near `|c| + max|x| ≈ 1050` one ulp of f32 is
+/// `1.2·10⁻⁴`, which is why a fixed `1e-4` failed in about 2 % of runs.
+fn shift_tolerance<T: Into<f64>>(eps: T, c: T, x_max: T) -> f64 {
+    let (eps, c, x_max) = (eps.into(), c.into(), x_max.into());
+    eps * (2.0 * (c.abs() + x_max) + 16.0)
+}
+
+/// Entries of `S` below the normal range (`e^−100` underflows f32's normal range) carry an
+/// absolute error of a few of the smallest subnormals, not a relative one: 16 smallest normal
+/// numbers bound it.
+const SUBNORMAL_SLACK_F64: f64 = 16.0 * f64::MIN_POSITIVE;
+/// The same for f32 (`f32::MIN_POSITIVE ≈ 1.2·10⁻³⁸`).
+const SUBNORMAL_SLACK_F32: f32 = 16.0 * f32::MIN_POSITIVE;
+
 /// Failing cases are saved in the crate's `proptest-regressions/` (committed) and replayed first.
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -143,6 +164,19 @@ proptest! {
         prop_assert_eq!(steep_logistic(k, 0.0), 0.5);
     }
 
+    // 1d: at finite k, a_k is the definition 1/(1 + e^(−kx)) itself (not σ(kx/2), not σ(2kx)),
+    // where the definition can be evaluated directly (|kx| ≤ 50: no overflow, no cancellation).
+    #[test]
+    fn q1d_steep_logistic_is_its_definition(k in 0.01..10.0_f64, x in -5.0..5.0_f64) {
+        let direct = 1.0 / (1.0 + (-k * x).exp());
+        let got = steep_logistic(k, x);
+        // a few correctly rounded operations on each side
+        prop_assert!((got - direct).abs() <= 8.0 * f64::EPSILON * direct, "a_{k}({x}) = {got}, definition {direct}");
+        let (kf, xf) = (k as f32, x as f32);
+        let direct_f32 = 1.0 / (1.0 + (-kf * xf).exp());
+        prop_assert!((steep_logistic(kf, xf) - direct_f32).abs() <= 8.0 * f32::EPSILON * direct_f32);
+    }
+
     // 1e: σ' = σ(1 − σ) against finite differences, f64 and f32.
     #[test]
     fn q1e_sigmoid_derivative(x in -40.0..40.0_f64) {
@@ -202,18 +236,20 @@ proptest! {
     fn q1h_softmax_is_shift_invariant(x in vec_strategy(-50.0, 50.0, 10), c in -1e3..1e3_f64) {
         let s = softmax(&x);
         let shifted = softmax(&x.add_scalar(c));
+        let tol = shift_tolerance(f64::EPSILON, c, x.amax());
         for (a, b) in s.iter().zip(shifted.iter()) {
-            // x + c is rounded to ulp(|c| + 50) ≈ 2·10⁻¹³; S moves by at most that, relatively
-            prop_assert!((a - b).abs() <= 1e-12 * a.max(1e-300) + 1e-300, "{a} vs {b}");
+            prop_assert!((a - b).abs() <= tol * a + SUBNORMAL_SLACK_F64, "{a} vs {b}, tol {tol}");
         }
         prop_assert!(s.iter().all(|&p| p >= 0.0));
         prop_assert!((s.sum() - 1.0).abs() < 1e-14);
-        // f32: same property at f32 precision
+        // f32: same property at f32 precision, with the tolerance of f32's ε
         let xf = x.map(|v| v as f32);
         let cf = c as f32;
         let (sf, shf) = (softmax(&xf), softmax(&xf.add_scalar(cf)));
+        let tol = shift_tolerance(f32::EPSILON, cf, xf.amax());
         for (a, b) in sf.iter().zip(shf.iter()) {
-            prop_assert!((a - b).abs() <= 1e-4 * a.max(1e-30) + 1e-30, "f32 {a} vs {b}");
+            let (a, b) = (f64::from(*a), f64::from(*b));
+            prop_assert!((a - b).abs() <= tol * a + f64::from(SUBNORMAL_SLACK_F32), "f32 {a} vs {b}, tol {tol}");
         }
     }
 
