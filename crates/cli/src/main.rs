@@ -165,17 +165,16 @@ fn predict(path: &Path, index: usize, data: Option<PathBuf>) -> Result<(), Strin
     let model = load_model(path)?;
     let mnist = load_data(data)?;
     let test = &mnist.test;
-    let (Some(pixels), Some(label)) = (test.image(index), test.label(index)) else {
-        return Err(format!(
-            "--index {index}: the test set has images 0 to {}",
-            test.len() - 1
-        ));
+    let (Some(pixels), Some(x), Some(label)) = (
+        test.image(index),
+        test.column::<f32>(index),
+        test.label(index),
+    ) else {
+        return Err(match test.len() {
+            0 => "the test set is empty: there is no image to predict".to_string(),
+            len => format!("--index {index}: the test set has images 0 to {}", len - 1),
+        });
     };
-    let x = nalgebra::DMatrix::from_iterator(
-        pixels.len(),
-        1,
-        pixels.iter().map(|&b| f32::from(b) / 255.0),
-    );
     if model.input_shape().len() != x.nrows() {
         return Err(format!(
             "{} takes {} inputs, a test image has {}",

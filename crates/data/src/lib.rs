@@ -34,4 +34,4 @@ pub mod idx;
 mod mnist;
 
 pub use error::DataError;
-pub use mnist::{Batches, CLASSES, FILES, Images, Mnist};
+pub use mnist::{Batches, CLASSES, FILES, Images, Mnist, pixel};

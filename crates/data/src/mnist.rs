@@ -110,7 +110,9 @@ impl Images {
     /// The bytes of image `i`, row by row (`None` past the end).
     pub fn image(&self, i: usize) -> Option<&[u8]> {
         let size = self.rows * self.cols;
-        self.pixels.get(i * size..(i + 1) * size)
+        // checked: an index from a user (`--index 18446744073709551615`) must not wrap around
+        let start = i.checked_mul(size)?;
+        self.pixels.get(start..start.checked_add(size)?)
     }
 
     /// The label of image `i` (`None` past the end).
@@ -166,6 +168,17 @@ impl Images {
         }
     }
 
+    /// Image `i` as one column of `rows·cols` values `byte / 255` (`None` past the end): the
+    /// conversion training uses, for a single prediction.
+    pub fn column<T: Scalar>(&self, i: usize) -> Option<DMatrix<T>> {
+        let pixels = self.image(i)?;
+        Some(DMatrix::from_iterator(
+            pixels.len(),
+            1,
+            pixels.iter().map(|&b| pixel(b)),
+        ))
+    }
+
     /// Every image as one column of `rows·cols` values in `[0, 1]` (`byte / 255`), and the labels.
     pub fn to_matrix<T: Scalar>(&self) -> (DMatrix<T>, Vec<usize>) {
         let indices: Vec<usize> = (0..self.len()).collect();
@@ -211,10 +224,13 @@ impl<T: Scalar> Source<T> for Images {
         if size == 0 {
             return;
         }
-        let inv = T::one() / T::lit(255.0);
+        // one correctly rounded division per grey level, then a lookup per pixel (multiplying
+        // by a rounded 1/255 would differ from byte/255 in the last bit for 126 of the 256
+        // levels in f32)
+        let table: [T; 256] = std::array::from_fn(|b| pixel(b as u8));
         let convert = |col: &mut [T], i: usize| {
             for (v, &b) in col.iter_mut().zip(&self.pixels[i * size..(i + 1) * size]) {
-                *v = T::from_byte(b) * inv;
+                *v = table[usize::from(b)];
             }
         };
         let convert_all = |columns: &mut [T], indices: &[usize]| {
@@ -234,6 +250,12 @@ impl<T: Scalar> Source<T> for Images {
             convert_all(columns, indices);
         }
     }
+}
+
+/// The value a grey level takes as an input: `byte / 255`, correctly rounded, so `0 → 0`,
+/// `255 → 1` exactly and `128 → 128/255`. Training, evaluation and prediction all use it.
+pub fn pixel<T: Scalar>(byte: u8) -> T {
+    T::from_byte(byte) / T::lit(255.0)
 }
 
 /// Mini-batches of a shuffled split, served from one buffer (a lending iterator: each batch

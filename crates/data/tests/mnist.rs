@@ -104,3 +104,53 @@ fn raw_and_gzip_files_read_the_same() {
     assert_eq!(raw, gz);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pixels_are_byte_over_255_exactly() {
+    // 255 → exactly 1, 0 → 0, 128 → 128/255 (correctly rounded, in both scalar types)
+    assert_eq!(retroprop_data::pixel::<f32>(255), 1.0);
+    assert_eq!(retroprop_data::pixel::<f64>(255), 1.0);
+    assert_eq!(retroprop_data::pixel::<f64>(0), 0.0);
+    assert_eq!(retroprop_data::pixel::<f64>(128), 128.0 / 255.0);
+    assert_eq!(retroprop_data::pixel::<f32>(128), 128.0_f32 / 255.0);
+    for b in 0..=255u8 {
+        assert_eq!(retroprop_data::pixel::<f32>(b), f32::from(b) / 255.0);
+        assert_eq!(retroprop_data::pixel::<f64>(b), f64::from(b) / 255.0);
+    }
+    // the batches, the whole-set matrix and the single column all use that conversion
+    let mnist = Mnist::load(shipped()).unwrap();
+    let test = mnist.test.take(300);
+    let (x, _) = test.to_matrix::<f64>();
+    let mut batches = test.batches::<f32>(100, 4);
+    let (xb, _) = batches.next().unwrap();
+    let mut order: Vec<usize> = (0..300).collect();
+    retroprop_activations::rng::Rng::new(4).shuffle(&mut order);
+    for i in 0..300 {
+        let bytes = test.image(i).unwrap();
+        let column = test.column::<f64>(i).unwrap();
+        for (k, &b) in bytes.iter().enumerate() {
+            let want = f64::from(b) / 255.0;
+            assert_eq!((x[(k, i)], column[k]), (want, want), "image {i}, pixel {k}");
+        }
+    }
+    for (col, &i) in order[..100].iter().enumerate() {
+        for (k, &b) in test.image(i).unwrap().iter().enumerate() {
+            assert_eq!(
+                xb[(k, col)],
+                f32::from(b) / 255.0,
+                "batch column {col}, pixel {k}"
+            );
+        }
+    }
+    // a byte of 255 somewhere in the set is exactly 1.0
+    assert!(x.iter().any(|&v| v == 1.0));
+}
+
+#[test]
+fn huge_image_indices_are_none_not_a_wrapped_image() {
+    let mnist = Mnist::load(shipped()).unwrap();
+    assert!(mnist.test.image(1 << 60).is_none());
+    assert!(mnist.test.image(usize::MAX).is_none());
+    assert!(mnist.test.column::<f32>(usize::MAX).is_none());
+    assert!(mnist.test.label(usize::MAX).is_none());
+}
