@@ -119,7 +119,7 @@ fn sigmoid_generic<const FMA: bool>(x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Which compiled variant runs on this CPU.
+/// A compiled variant of the kernels: one per instruction set the dispatcher can choose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
     #[cfg(target_arch = "x86_64")]
@@ -129,28 +129,65 @@ enum Isa {
     Baseline,
 }
 
+impl Isa {
+    /// Every variant, best first.
+    #[cfg(test)]
+    const ALL: &'static [Isa] = &[
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2,
+        Isa::Baseline,
+    ];
+
+    /// Whether this CPU has the instructions of the variant (std caches the CPUID answer: a
+    /// few loads and tests).
+    #[inline]
+    fn supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            Isa::Baseline => true,
+        }
+    }
+}
+
+/// The best variant this CPU runs.
 #[inline]
 fn isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
-    {
-        // std caches the CPUID answer; these are two loads and a test.
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return Isa::Avx512;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            return Isa::Avx2;
+    for which in [Isa::Avx512, Isa::Avx2] {
+        if which.supported() {
+            return which;
         }
     }
     Isa::Baseline
 }
 
 /// Generates the run-time dispatch for one kernel: an AVX-512 and an AVX2+FMA compilation of
-/// the same generic body, and the baseline.
+/// the same generic body, and the baseline. `$name` runs the best variant of this CPU; `$on`
+/// runs a chosen one (the tests force every variant the CPU supports, so each compiled path is
+/// proven, not only the one this machine would pick).
 macro_rules! dispatch {
-    ($(#[$doc:meta])* $name:ident => $generic:ident ($($arg:ident : $ty:ty),*)) => {
+    ($(#[$doc:meta])* $name:ident, $on:ident => $generic:ident ($($arg:ident : $ty:ty),*)) => {
         $(#[$doc])*
         pub(crate) fn $name($($arg: $ty),*) {
+            $on(isa(), $($arg),*)
+        }
+
+        /// As the kernel of the same name, on the variant `which`; a variant this CPU lacks
+        /// runs the baseline instead.
+        #[inline]
+        fn $on(which: Isa, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
@@ -161,14 +198,15 @@ macro_rules! dispatch {
                 fn avx2($($arg: $ty),*) {
                     $generic::<true>($($arg),*)
                 }
-                match isa() {
-                    // SAFETY: `isa()` checked that the CPU has these features.
-                    Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                match which {
+                    // SAFETY: `supported()` checked that the CPU has these features.
+                    Isa::Avx512 if which.supported() => return unsafe { avx512($($arg),*) },
                     // SAFETY: as above.
-                    Isa::Avx2 => return unsafe { avx2($($arg),*) },
-                    Isa::Baseline => {}
+                    Isa::Avx2 if which.supported() => return unsafe { avx2($($arg),*) },
+                    _ => {}
                 }
             }
+            let _ = which;
             $generic::<false>($($arg),*)
         }
     };
@@ -176,15 +214,15 @@ macro_rules! dispatch {
 
 dispatch!(
     /// `x ← exp(x)`.
-    exp_in_place => exp_in_place_generic(x: &mut [f32])
+    exp_in_place, exp_in_place_on => exp_in_place_generic(x: &mut [f32])
 );
 dispatch!(
     /// `sp ← softplus(x)`, `sig ← σ(x)`.
-    softplus_sigmoid => softplus_sigmoid_generic(x: &[f32], sp: &mut [f32], sig: &mut [f32])
+    softplus_sigmoid, softplus_sigmoid_on => softplus_sigmoid_generic(x: &[f32], sp: &mut [f32], sig: &mut [f32])
 );
 dispatch!(
     /// `out ← σ(x)`.
-    sigmoid_into => sigmoid_generic(x: &[f32], out: &mut [f32])
+    sigmoid_into, sigmoid_into_on => sigmoid_generic(x: &[f32], out: &mut [f32])
 );
 
 #[cfg(test)]
@@ -229,20 +267,24 @@ mod tests {
         );
     }
 
+    /// Runs `f` on every variant this CPU supports (each forced, not only the best), and says
+    /// which variants this machine cannot run, so a run on a CPU without AVX-512 still proves
+    /// the AVX2 and baseline paths.
     fn all_variants(f: impl Fn(Isa)) {
-        f(Isa::Baseline);
-        let best = isa();
-        if best != Isa::Baseline {
-            f(best);
+        for &which in Isa::ALL {
+            if which.supported() {
+                f(which);
+            } else {
+                eprintln!("fast.rs: {which:?} not run: this CPU lacks its instructions");
+            }
         }
     }
 
-    fn run_exp(which: Isa, xs: &mut [f32]) {
-        match which {
-            Isa::Baseline => exp_in_place_generic::<false>(xs),
-            #[cfg(target_arch = "x86_64")]
-            _ => exp_in_place(xs),
-        }
+    #[test]
+    fn every_variant_the_dispatcher_can_choose_is_tested() {
+        // the baseline always runs, and the best variant of this CPU is among those forced
+        assert!(Isa::Baseline.supported());
+        assert!(Isa::ALL.contains(&isa()) && isa().supported());
     }
 
     #[test]
@@ -250,7 +292,7 @@ mod tests {
         all_variants(|which| {
             let xs = sweep();
             let mut ys = xs.clone();
-            run_exp(which, &mut ys);
+            exp_in_place_on(which, &mut ys);
             for (&x, &y) in xs.iter().zip(&ys) {
                 // f64::exp is correctly rounded to within 1 ulp of f64: an exact reference here.
                 assert_within("exp", x, y, f64::from(x).exp(), 2.0);
@@ -269,7 +311,7 @@ mod tests {
                 -1000.0,
                 0.0,
             ];
-            run_exp(which, &mut ys);
+            exp_in_place_on(which, &mut ys);
             assert_eq!(ys[0], f32::INFINITY);
             assert_eq!(ys[1], 0.0);
             assert!(ys[2].is_nan());
@@ -285,11 +327,7 @@ mod tests {
             let xs = sweep();
             let mut sp = vec![0.0; xs.len()];
             let mut sg = vec![0.0; xs.len()];
-            match which {
-                Isa::Baseline => softplus_sigmoid_generic::<false>(&xs, &mut sp, &mut sg),
-                #[cfg(target_arch = "x86_64")]
-                _ => softplus_sigmoid(&xs, &mut sp, &mut sg),
-            }
+            softplus_sigmoid_on(which, &xs, &mut sp, &mut sg);
             for i in 0..xs.len() {
                 let x = f64::from(xs[i]);
                 let e = (-x.abs()).exp();
@@ -310,11 +348,7 @@ mod tests {
         all_variants(|which| {
             let xs = [1000.0, -1000.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
             let (mut sp, mut sg) = ([0.0; 5], [0.0; 5]);
-            match which {
-                Isa::Baseline => softplus_sigmoid_generic::<false>(&xs, &mut sp, &mut sg),
-                #[cfg(target_arch = "x86_64")]
-                _ => softplus_sigmoid(&xs, &mut sp, &mut sg),
-            }
+            softplus_sigmoid_on(which, &xs, &mut sp, &mut sg);
             assert_eq!((sp[0], sg[0]), (1000.0, 1.0));
             assert_eq!((sp[1], sg[1]), (0.0, 0.0));
             assert!(sp[2].is_nan() && sg[2].is_nan());
@@ -325,12 +359,23 @@ mod tests {
 
     #[test]
     fn sigmoid_kernel_matches_the_fused_one() {
+        all_variants(|which| {
+            let xs = sweep();
+            let mut a = vec![0.0; xs.len()];
+            let mut sp = vec![0.0; xs.len()];
+            let mut b = vec![0.0; xs.len()];
+            sigmoid_into_on(which, &xs, &mut a);
+            softplus_sigmoid_on(which, &xs, &mut sp, &mut b);
+            assert_eq!(a, b, "{which:?}");
+        });
+    }
+
+    #[test]
+    fn the_dispatched_kernels_run_the_best_variant() {
         let xs = sweep();
-        let mut a = vec![0.0; xs.len()];
-        let mut sp = vec![0.0; xs.len()];
-        let mut b = vec![0.0; xs.len()];
-        sigmoid_into(&xs, &mut a);
-        softplus_sigmoid(&xs, &mut sp, &mut b);
+        let (mut a, mut b) = (xs.clone(), xs);
+        exp_in_place(&mut a);
+        exp_in_place_on(isa(), &mut b);
         assert_eq!(a, b);
     }
 }

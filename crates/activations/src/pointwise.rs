@@ -203,4 +203,11 @@ mod tests {
             assert_eq!(steep_logistic(k, 0.0_f64), 0.5);
         }
     }
+
+    #[test]
+    fn steep_logistic_at_finite_k_is_the_definition() {
+        // a_2(1) = 1/(1 + e^−2) ≈ 0.880797; a_3(−0.5) = 1/(1 + e^1.5) ≈ 0.182426
+        assert!((steep_logistic(2.0, 1.0_f64) - 0.880_797_077_977_882_3).abs() < 1e-15);
+        assert!((steep_logistic(3.0, -0.5_f64) - 0.182_425_523_806_356_35).abs() < 1e-15);
+    }
 }
