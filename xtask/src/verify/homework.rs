@@ -56,6 +56,10 @@ fn rel(a: f64, b: f64) -> f64 {
 /// Tolerance for a derivative by central differences of an O(1) function.
 const FD_TOL: f64 = 1e-8;
 
+/// A function against its definition evaluated directly, where both are a handful of correctly
+/// rounded operations: 8 ε relative.
+const DEFINITION_TOL: f64 = 8.0 * f64::EPSILON;
+
 pub fn part1(s: &mut Suite) {
     s.add(
         "1a",
@@ -147,14 +151,28 @@ pub fn part1(s: &mut Suite) {
             if act::steep_logistic(1e300, 0.0) != 0.5 {
                 violations += 1;
             }
+            // the definition itself at finite k, where 1/(1 + e^(−kx)) is evaluated directly
+            // without overflow (|kx| ≤ 50): a k/2 or a 2k would be off by far more than 4 ε
+            let mut definition_gap: f64 = 0.0;
+            for k in [0.25, 0.5, 1.0, 2.0, 3.0, 10.0] {
+                for i in -100..=100 {
+                    let x = f64::from(i) * 0.05;
+                    let direct = 1.0 / (1.0 + (-k * x).exp());
+                    let got = act::steep_logistic(k, x);
+                    definition_gap = definition_gap.max((got - direct).abs() / direct);
+                }
+            }
             let mut o = Outcome::within(
                 final_gap,
                 1e-12,
                 "abs",
-                "gap at k = 4¹⁹·… for |x| ≥ 1e-6; non-monotone steps",
+                "gap at k = 4¹⁹·… for |x| ≥ 1e-6; non-monotone steps; definition at finite k",
             );
-            o.passed &= violations == 0;
-            o.detail = format!("{}; {violations} non-monotone steps", o.detail);
+            o.passed &= violations == 0 && definition_gap <= DEFINITION_TOL;
+            o.detail = format!(
+                "{}; {violations} non-monotone steps; max rel. gap to 1/(1+e^(−kx)) {definition_gap:.1e} (tol {DEFINITION_TOL:.0e})",
+                o.detail
+            );
             o
         },
     );

@@ -110,6 +110,11 @@ pub fn layers(suite: &mut Suite) {
             2,
         ),
         (
+            "dilated-stride1",
+            Conv2dConfig::new((2, 9, 9), 3, 3).dilation(2).padding(2),
+            2,
+        ),
+        (
             "no-bias",
             Conv2dConfig::new((3, 6, 5), 2, (2, 3)).without_bias(),
             1,

@@ -1,6 +1,7 @@
 //! `cargo xtask verify`: every gradient across the crates and every checkable claim of the
 //! homework, in one suite and one report.
 
+mod definitions;
 mod homework;
 mod library;
 
@@ -60,6 +61,7 @@ pub(crate) fn ce_gradient(
 pub fn standard_suite() -> Suite {
     let mut suite = Suite::new();
     library::layers(&mut suite);
+    definitions::conv2d(&mut suite);
     library::losses(&mut suite);
     library::optimizers(&mut suite);
     library::models(&mut suite);
