@@ -254,7 +254,8 @@ proptest! {
     }
 
     // 1i: scaling by α > 1 sharpens S (max probability and negative entropy do not decrease),
-    // 0 < α < 1 flattens it; the arg-max (the predicted class) never changes.
+    // 0 < α < 1 flattens it; for α > 0 the arg-max (the predicted class) never changes. (For
+    // α < 0 it does, and α = 0 gives the uniform distribution: the next test.)
     #[test]
     fn q1i_softmax_temperature(x in vec_strategy(-10.0, 10.0, 8), alpha in 0.01..10.0_f64) {
         let s = softmax(&x);
@@ -269,6 +270,20 @@ proptest! {
             prop_assert!(neg_entropy(&t) <= neg_entropy(&s) + slack);
         }
         prop_assert_eq!(x.argmax().0, t.argmax().0);
+    }
+
+    // 1i, "plus petit que 1" includes α ≤ 0: α = 0 maps every logit to 0 (uniform output, no
+    // arg-max); α < 0 reverses the order, so the predicted class becomes the arg-min of x.
+    #[test]
+    fn q1i_non_positive_scaling(x in vec_strategy(-10.0, 10.0, 8), alpha in -10.0..-0.01_f64) {
+        let n = x.len() as f64;
+        prop_assert!(softmax(&(&x * 0.0)).iter().all(|&p| (p - 1.0 / n).abs() <= f64::EPSILON));
+        let scaled = &x * alpha;
+        let t = softmax(&scaled);
+        // where the largest scaled logit is unique, it is the smallest logit's
+        if scaled.iter().filter(|&&v| v == scaled.max()).count() == 1 {
+            prop_assert_eq!(t.argmax().0, x.argmin().0);
+        }
     }
 
     // 1j/1k: every entry of the softmax Jacobian against finite differences, and it equals

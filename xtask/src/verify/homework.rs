@@ -269,18 +269,18 @@ pub fn part1(s: &mut Suite) {
     s.add(
         "1i",
         P1,
-        "α > 1 sharpens S(αx), α < 1 flattens it, arg-max unchanged",
+        "α > 1 sharpens S(αx), 0 < α < 1 flattens it; α = 0 is uniform; α < 0 reverses the order",
         || {
+            let neg_entropy = |p: &DVector<f64>| {
+                p.iter()
+                    .filter(|&&v| v > 0.0)
+                    .map(|&v| v * v.ln())
+                    .sum::<f64>()
+            };
             let mut bad = 0;
             for seed in 0..50 {
                 let x = DVector::from_column_slice(random(5, 1, -5.0, 5.0, 100 + seed).as_slice());
                 let s1 = act::softmax(&x);
-                let neg_entropy = |p: &DVector<f64>| {
-                    p.iter()
-                        .filter(|&&v| v > 0.0)
-                        .map(|&v| v * v.ln())
-                        .sum::<f64>()
-                };
                 for alpha in [0.1, 0.5, 2.0, 10.0] {
                     let sa = act::softmax(&(&x * alpha));
                     let sharper = sa.max() >= s1.max() - 1e-15
@@ -294,10 +294,29 @@ pub fn part1(s: &mut Suite) {
                         bad += 1;
                     }
                 }
+                // α = 0: every logit becomes 0, the output is uniform (there is no arg-max)
+                let s0 = act::softmax(&(&x * 0.0));
+                if s0.iter().any(|&p| (p - 0.2).abs() > 1e-16) {
+                    bad += 1;
+                }
+                // α < 0: S(αx) = S(|α|·(−x)), the order is reversed: the predicted class is the
+                // arg-min of x, and α = −10 is sharper than α = −1 (towards that class)
+                let (s_m1, s_m10) = (act::softmax(&(-&x)), act::softmax(&(&x * -10.0)));
+                if s_m1.argmax().0 != x.argmin().0
+                    || s_m10.argmax().0 != x.argmin().0
+                    || s_m10.max() < s_m1.max() - 1e-15
+                {
+                    bad += 1;
+                }
+            }
+            // the example of the document: x = [1, 2] predicts class 1; with α = −1, class 0
+            let x = DVector::from_vec(vec![1.0, 2.0]);
+            if act::softmax(&x).argmax().0 != 1 || act::softmax(&(-&x)).argmax().0 != 0 {
+                bad += 1;
             }
             Outcome::exact(
                 bad,
-                "max probability and −entropy move with α; the predicted class never changes",
+                "α ∈ {0.1, 0.5, 2, 10}: class kept; α = 0: uniform; α ∈ {−1, −10}: arg-min wins; x = [1, 2] flips",
             )
         },
     );
@@ -796,6 +815,29 @@ fn gd_step(mut net: retroprop_models::Sequential<f64>, decay: WeightDecay, k: f6
     )
 }
 
+/// The answer key's weight gradient of 2m/2n: every `∂oᵃ_k/∂W⁽²⁾` is the same matrix whose `m`
+/// columns are `hˢ` (`d_h × m`), so `Σ_k δ_k [hˢ … hˢ] = (Σ_k δ_k)[hˢ … hˢ]`.
+fn answer_key_weight_gradient(delta: &DMatrix<f64>, h_s: &DMatrix<f64>, m: usize) -> DMatrix<f64> {
+    let block = DMatrix::from_fn(h_s.nrows(), m, |j, _| h_s[j]);
+    let mut sum = DMatrix::zeros(h_s.nrows(), m);
+    for k in 0..m {
+        sum += delta[k] * &block;
+    }
+    sum
+}
+
+/// `Σδ = 0` (the softmax's outputs and the one-hot both sum to 1), so the answer key's weight
+/// gradient is zero up to rounding, while the true one, `δ hˢᵀ`, is not.
+fn answer_key_weight_gradient_vanishes(
+    delta: &DMatrix<f64>,
+    h_s: &DMatrix<f64>,
+    m: usize,
+    true_gradient: &DMatrix<f64>,
+) -> bool {
+    let zero_scale = 4.0 * f64::EPSILON * (m as f64) * delta.amax() * h_s.amax();
+    answer_key_weight_gradient(delta, h_s, m).amax() <= zero_scale && true_gradient.amax() > 1e-3
+}
+
 /// Questions 2m–2r on one MLP: forward by hand, each formula against what the layers computed,
 /// plus finite differences of the whole network.
 fn backprop_question(id: &str, mut net: retroprop_models::Sequential<f64>) -> Outcome {
@@ -853,7 +895,25 @@ fn backprop_question(id: &str, mut net: retroprop_models::Sequential<f64>) -> Ou
                 }
                 err = err.max((gb2[k] - delta[k]).abs());
             }
-            Outcome::within(err, 1e-16, "abs", "element by element")
+            // ∂oᵃ_k/∂W⁽²⁾ = e_k hˢᵀ (only row k is non-zero): Σ_k δ_k e_k hˢᵀ is the gradient
+            let mut by_blocks = DMatrix::zeros(m, d_h);
+            for k in 0..m {
+                let mut e_k = DVector::zeros(m);
+                e_k[k] = 1.0;
+                by_blocks += delta[k] * (&e_k * h_s.column(0).transpose());
+            }
+            err = err.max((&by_blocks - &gw2).amax());
+            let mut o = Outcome::within(
+                err,
+                1e-16,
+                "abs",
+                format!(
+                    "element by element, and Σ_k δ_k e_k hˢᵀ; the answer key's [hˢ … hˢ] is {d_h}×{m}, not {m}×{d_h}, and gives {:.0e}",
+                    answer_key_weight_gradient(&delta, &h_s, m).amax()
+                ),
+            );
+            o.passed &= answer_key_weight_gradient_vanishes(&delta, &h_s, m, &gw2);
+            o
         }
         "2n" => {
             let err = (&gw2 - &delta * h_s.transpose())
@@ -863,10 +923,15 @@ fn backprop_question(id: &str, mut net: retroprop_models::Sequential<f64>) -> Ou
                 err,
                 1e-16,
                 "abs",
-                format!("δ hˢᵀ is {m}×{d_h} like W⁽²⁾; the answer key's 1 1ᵀ δ would be Σδ = 0"),
+                format!(
+                    "δ hˢᵀ is {m}×{d_h} like W⁽²⁾; the answer key's 1 1ᵀ δ and Σ_k δ_k [hˢ … hˢ] are both (Σδ)·… = 0"
+                ),
             );
-            // the answer key's all-ones ∂oᵃ/∂b⁽²⁾ gives 1 1ᵀ δ = (Σ δ) 1 = 0: provably wrong
-            o.passed &= delta.sum().abs() < 1e-15 && gb2.amax() > 1e-3;
+            // the answer key's all-ones ∂oᵃ/∂b⁽²⁾ gives 1 1ᵀ δ = (Σ δ) 1 = 0, and its identical
+            // blocks [hˢ … hˢ] give a weight gradient (Σ δ)[hˢ … hˢ] = 0: both provably wrong
+            o.passed &= delta.sum().abs() < 1e-15
+                && gb2.amax() > 1e-3
+                && answer_key_weight_gradient_vanishes(&delta, &h_s, m, &gw2);
             o
         }
         "2o" => {
