@@ -118,7 +118,14 @@ fn main() -> ExitCode {
 }
 
 fn load_model(path: &Path) -> Result<retroprop_models::Sequential<f32>, String> {
-    checkpoint::load::<f32>(path).map_err(|e| format!("{}: {e}", path.display()))
+    let model = checkpoint::load::<f32>(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some((param, index, value)) = model.first_non_finite_param() {
+        return Err(format!(
+            "{}: parameter {param}[{index}] is {value}: this model cannot predict anything (it was saved by a run that diverged); train it again with a lower --lr or --weight-decay",
+            path.display()
+        ));
+    }
+    Ok(model)
 }
 
 fn eval(path: &Path, data: Option<PathBuf>, json: bool) -> Result<(), String> {

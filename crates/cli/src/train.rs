@@ -11,8 +11,8 @@ use retroprop_data::Images;
 use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
 use retroprop_models::{
-    BatchSize, Evaluation, Event, FitConfig, Sequential, Summary, checkpoint, evaluate, fit,
-    mnist_cnn, mnist_mlp,
+    BatchSize, Evaluation, Event, FitConfig, ModelError, Sequential, Summary, checkpoint, evaluate,
+    fit, mnist_cnn, mnist_mlp,
 };
 use retroprop_optim::{Constant, Momentum, Schedule, Sgd, StepDecay, WeightDecay};
 use serde::Serialize;
@@ -343,7 +343,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         schedule,
     };
     let loss = CrossEntropy::default();
-    let records = train_loop(
+    let (records, diverged) = match train_loop(
         &mut net,
         &mnist.train,
         &mnist.test,
@@ -351,7 +351,20 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         &config,
         &settings,
         json,
-    )?;
+    ) {
+        Ok(records) => (records, None),
+        Err(Stop::Diverged { records, error }) => (records, Some(error)),
+        Err(Stop::Failed(error)) => return Err(flag_hint(&error, &settings)),
+    };
+    if let Some(error) = &diverged
+        && records.is_empty()
+    {
+        return Err(format!(
+            "{}\nnothing was written: {} keeps what it held before",
+            flag_hint(error, &settings),
+            out.display()
+        ));
+    }
 
     let started = Instant::now();
     let final_eval = evaluate(&net, &mnist.test, &loss).map_err(|e| e.to_string())?;
@@ -369,6 +382,15 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         ),
     )?;
     let train_seconds: f64 = records.iter().map(|r| r.train_seconds).sum();
+    if let Some(error) = &diverged {
+        return Err(format!(
+            "{}\nwrote the model of epoch {} (test accuracy {:.2}%), its metrics.csv and curves.svg to {}",
+            flag_hint(error, &settings),
+            records.len(),
+            100.0 * final_eval.accuracy,
+            out.display()
+        ));
+    }
     if json {
         let doc = serde_json::json!({
             "settings": settings,
@@ -417,6 +439,33 @@ fn metrics_csv(records: &[EpochRecord]) -> String {
     csv
 }
 
+/// Why training stopped before its last epoch.
+enum Stop {
+    /// `fit` found a non-finite loss or parameter; the model holds its last good epoch, whose
+    /// records are kept.
+    Diverged {
+        records: Vec<EpochRecord>,
+        error: ModelError,
+    },
+    /// Anything else.
+    Failed(ModelError),
+}
+
+/// The library's message, with the flags of this program that change what went wrong.
+fn flag_hint(error: &ModelError, settings: &Settings) -> String {
+    match error {
+        ModelError::Diverged { .. } => format!(
+            "{error} (here --lr {:e}, --weight-decay {:e})",
+            settings.lr, settings.weight_decay
+        ),
+        ModelError::Schedule { .. } => format!(
+            "{error} (here --lr-gamma {:e} every --lr-step {} epochs)",
+            settings.lr_gamma, settings.lr_step
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// Runs `fit` with a progress bar per epoch and a test evaluation after each epoch.
 fn train_loop(
     net: &mut Sequential<f32>,
@@ -426,18 +475,25 @@ fn train_loop(
     config: &FitConfig,
     settings: &Settings,
     json: bool,
-) -> Result<Vec<EpochRecord>, String> {
+) -> Result<Vec<EpochRecord>, Stop> {
     let loss = CrossEntropy::default();
     let style = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos:>6}/{len:6} {msg}")
-        .map_err(|e| e.to_string())?
+        .expect("a valid template")
         .progress_chars("=> ");
     let mut bar: Option<ProgressBar> = None;
     let mut epoch_started = Instant::now();
     let mut records = Vec::new();
-    let mut failure: Option<String> = None;
-    fit(net, train, &loss, sgd, config, |event, model| {
+    let mut failure: Option<ModelError> = None;
+    let fitted = fit(net, train, &loss, sgd, config, |event, model| {
         match event {
-            Event::Step { epoch, seen, total, loss, accuracy, .. } => {
+            Event::Step {
+                epoch,
+                seen,
+                total,
+                loss,
+                accuracy,
+                ..
+            } => {
                 let b = bar.get_or_insert_with(|| {
                     epoch_started = Instant::now();
                     let b = ProgressBar::new(*total as u64).with_style(style.clone());
@@ -446,7 +502,10 @@ fn train_loop(
                 });
                 let rate = *seen as f64 / epoch_started.elapsed().as_secs_f64().max(1e-9);
                 b.set_position(*seen as u64);
-                b.set_message(format!("loss {loss:.4}  acc {:.2}%  {rate:.0} ex/s", 100.0 * accuracy));
+                b.set_message(format!(
+                    "loss {loss:.4}  acc {:.2}%  {rate:.0} ex/s",
+                    100.0 * accuracy
+                ));
             }
             Event::Epoch(stats) => {
                 if let Some(b) = bar.take() {
@@ -456,7 +515,7 @@ fn train_loop(
                 let ev: Evaluation = match evaluate(model, test, &loss) {
                     Ok(ev) => ev,
                     Err(e) => {
-                        failure = Some(e.to_string());
+                        failure = Some(e);
                         return ControlFlow::Break(());
                     }
                 };
@@ -488,11 +547,15 @@ fn train_loop(
             }
         }
         ControlFlow::Continue(())
-    })
-    .map_err(|e| e.to_string())?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(records),
+    });
+    if let Some(b) = bar.take() {
+        b.finish_and_clear();
+    }
+    match (fitted, failure) {
+        (_, Some(e)) => Err(Stop::Failed(e)),
+        (Ok(_), None) => Ok(records),
+        (Err(error @ ModelError::Diverged { .. }), None) => Err(Stop::Diverged { records, error }),
+        (Err(e), None) => Err(Stop::Failed(e)),
     }
 }
 

@@ -154,3 +154,86 @@ fn errors_say_what_is_wrong_and_exit_non_zero() {
     assert!(!none.status.success());
     assert!(Path::new(env!("CARGO_BIN_EXE_retroprop")).is_file());
 }
+
+#[test]
+fn a_diverging_run_keeps_the_good_model_and_exits_non_zero() {
+    let dir = temp_dir("diverge");
+    let out_dir = dir.to_str().unwrap();
+    let small = ["--limit", "1200", "--hidden", "16", "--out", out_dir];
+    let good = retroprop(&[&["train", "--epochs", "1"][..], &small].concat());
+    assert!(good.status.success(), "{}", stderr(&good));
+    let ckpt = dir.join("model.ckpt");
+    let before = std::fs::read(&ckpt).unwrap();
+    // η = 10⁶ diverges in the first epoch: nothing is written over the good run
+    let bad = retroprop(&[&["train", "--epochs", "2", "--lr", "1e6"][..], &small].concat());
+    assert!(!bad.status.success(), "a diverged run must fail");
+    let message = stderr(&bad);
+    assert!(
+        message.contains("diverged at epoch 1, step")
+            && message.contains("--lr 1e6")
+            && message.contains("nothing was written"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read(&ckpt).unwrap(),
+        before,
+        "the good model was overwritten"
+    );
+    // and the good model still evaluates
+    let eval = retroprop(&["eval", "--checkpoint", ckpt.to_str().unwrap()]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    // a schedule that reaches ∞ is refused before training, naming the flags
+    let schedule = retroprop(
+        &[
+            &[
+                "train",
+                "--epochs",
+                "3",
+                "--lr-gamma",
+                "1e300",
+                "--lr-step",
+                "1",
+            ][..],
+            &small,
+        ]
+        .concat(),
+    );
+    assert!(!schedule.status.success());
+    assert!(
+        stderr(&schedule).contains("--lr-gamma"),
+        "{}",
+        stderr(&schedule)
+    );
+    assert!(
+        !stdout(&schedule).contains("epoch  1/3"),
+        "{}",
+        stdout(&schedule)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn predict_with_a_huge_index_is_an_error_not_a_panic() {
+    let dir = temp_dir("index");
+    let out_dir = dir.to_str().unwrap();
+    let good = retroprop(&[
+        "train", "--epochs", "1", "--limit", "600", "--hidden", "8", "--out", out_dir,
+    ]);
+    assert!(good.status.success(), "{}", stderr(&good));
+    let ckpt = dir.join("model.ckpt");
+    let out = retroprop(&[
+        "predict",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--index",
+        "18446744073709551615",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the test set has images 0 to 9999")
+            && !stderr(&out).contains("panicked"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -50,6 +50,50 @@ pub enum ModelError {
         /// Features the model's input has.
         expected: usize,
     },
+    /// Training produced a non-finite loss or parameter. The model was put back to its
+    /// parameters at the end of epoch `restored_epoch` (0: the initial ones); `report` holds
+    /// the epochs that completed before. The optimizer's state (momentum) is not restored.
+    #[error(
+        "training diverged at epoch {epoch}, step {step}: {what} is {value:e}; the model is back to its parameters {} — lower the learning rate or the weight decay",
+        restored_description(*restored_epoch)
+    )]
+    Diverged {
+        /// Epoch where it happened, from 1.
+        epoch: usize,
+        /// Optimizer step within the epoch, from 1 (the last step for a parameter check).
+        step: usize,
+        /// What was not finite: `"the loss"` or `"parameter 0.weight[12]"`.
+        what: String,
+        /// The value found.
+        value: f64,
+        /// The epoch whose parameters the model now holds (0: before training).
+        restored_epoch: usize,
+        /// The epochs completed before the divergence.
+        report: crate::FitReport,
+    },
+    /// The model's outputs are not one score per class of the data (nor one logit for two
+    /// classes): its predictions could not be counted.
+    #[error(
+        "the model has {outputs} outputs but the data have {classes} classes: a classifier needs one output per class (or one logit for two classes)"
+    )]
+    Classes {
+        /// Outputs of the model.
+        outputs: usize,
+        /// Classes of the data.
+        classes: usize,
+    },
+    /// A learning-rate schedule gives a rate that is zero, negative or not finite.
+    #[error(
+        "the learning-rate schedule gives η = {rate:e} at epoch {epoch} (base η = {base:e}): every rate must be finite and > 0; change the decay factor or its step"
+    )]
+    Schedule {
+        /// Epoch, from 1.
+        epoch: usize,
+        /// The rate the schedule gives there.
+        rate: f64,
+        /// The base rate.
+        base: f64,
+    },
     /// A training setting outside its domain (zero epochs, zero batch size).
     #[error("{name} = {value} is invalid: must be at least 1")]
     Setting {
@@ -58,4 +102,11 @@ pub enum ModelError {
         /// The value given.
         value: usize,
     },
+}
+
+fn restored_description(epoch: usize) -> String {
+    match epoch {
+        0 => "from before training".to_string(),
+        e => format!("after epoch {e}, the last good one"),
+    }
 }

@@ -41,6 +41,7 @@
 mod builders;
 pub mod checkpoint;
 mod error;
+mod guard;
 mod sequential;
 mod summary;
 mod train;

@@ -83,6 +83,13 @@ impl<T: Scalar> Sequential<T> {
         self.input
     }
 
+    /// The first parameter entry that is NaN or infinite, as `(path, flat index, value)`;
+    /// `None` if every parameter is finite. A model that diverged has one; use it before
+    /// trusting a model from elsewhere.
+    pub fn first_non_finite_param(&self) -> Option<(String, usize, f64)> {
+        crate::guard::first_non_finite(self)
+    }
+
     /// The shape of one output example.
     pub fn output_shape(&self) -> Shape {
         self.shapes.last().copied().unwrap_or(self.input)

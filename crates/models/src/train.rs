@@ -11,7 +11,7 @@ use retroprop_losses::{Loss, Reduction, Target};
 use retroprop_optim::{Constant, Optimizer, Schedule};
 use serde::Serialize;
 
-use crate::{ModelError, Sequential};
+use crate::{ModelError, Sequential, guard};
 
 /// A labelled classification dataset that hands out batches.
 ///
@@ -238,6 +238,12 @@ fn check_source<T: Scalar>(model: &Sequential<T>, data: &dyn Source<T>) -> Resul
             expected,
         });
     }
+    // one score per class, or one logit for two classes (the binary losses)
+    let outputs = model.output_shape().len();
+    let classes = data.classes();
+    if outputs != classes && !(outputs == 1 && classes == 2) {
+        return Err(ModelError::Classes { outputs, classes });
+    }
     Ok(())
 }
 
@@ -287,8 +293,12 @@ impl<T: Scalar> Batch<T> {
 /// ```
 ///
 /// # Errors
-/// [`ModelError`] if the data do not fit the model, a setting is zero, or a layer, the loss or
-/// the optimizer fails.
+/// [`ModelError`] if the data do not fit the model (features, or outputs against classes:
+/// [`ModelError::Classes`]), a setting is zero, the schedule reaches a rate that is not finite
+/// and positive ([`ModelError::Schedule`], before any step), or a layer, the loss or the
+/// optimizer fails. A non-finite loss (checked every step) or parameter (every epoch) stops
+/// training with [`ModelError::Diverged`], after putting the model back to its parameters at
+/// the end of the last good epoch: a diverging run never leaves a NaN model behind.
 pub fn fit<T: Scalar>(
     model: &mut Sequential<T>,
     data: &dyn Source<T>,
@@ -326,6 +336,8 @@ fn fit_on_worker<T: Scalar>(
     }
     let n = data.len();
     let base_lr = optimizer.learning_rate();
+    guard::check_schedule(config.schedule.as_ref(), base_lr, config.epochs)?;
+    let mut last_good = guard::Snapshot::take(model, 0);
     let mut rng = Rng::new(config.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let mut batch = Batch {
@@ -351,9 +363,17 @@ fn fit_on_worker<T: Scalar>(
                     model.zero_grad();
                     let logits = model.forward(&batch.x)?;
                     let out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
+                    let batch_loss = out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
+                    if !batch_loss.is_finite() {
+                        let what = "the loss".to_string();
+                        let step = steps + 1;
+                        return Err(diverged(
+                            model, &last_good, report, epoch, step, what, batch_loss,
+                        ));
+                    }
                     model.backward_params(&out.grad)?;
                     optimizer.step(model)?;
-                    loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
+                    loss_sum += batch_loss;
                     hits += correct(&logits, &batch.labels);
                     seen += indices.len();
                     steps += 1;
@@ -390,6 +410,12 @@ fn fit_on_worker<T: Scalar>(
                     hits += correct(&logits, &batch.labels);
                     seen += indices.len();
                 }
+                if !loss_sum.is_finite() {
+                    let what = "the loss".to_string();
+                    return Err(diverged(
+                        model, &last_good, report, epoch, 1, what, loss_sum,
+                    ));
+                }
                 optimizer.step(model)?;
                 steps = 1;
                 let event = Event::Step {
@@ -406,6 +432,13 @@ fn fit_on_worker<T: Scalar>(
                 }
             }
         }
+        if let Some((path, i, value)) = guard::first_non_finite(model) {
+            let what = format!("parameter {path}[{i}]");
+            return Err(diverged(
+                model, &last_good, report, epoch, steps, what, value,
+            ));
+        }
+        last_good.update(model, epoch);
         let stats = EpochStats {
             epoch,
             train_loss: loss_sum / seen.max(1) as f64,
@@ -427,6 +460,27 @@ fn fit_on_worker<T: Scalar>(
     Ok(report)
 }
 
+/// Puts `model` back to `last_good` and describes the divergence.
+fn diverged<T: Scalar>(
+    model: &mut Sequential<T>,
+    last_good: &guard::Snapshot<T>,
+    report: FitReport,
+    epoch: usize,
+    step: usize,
+    what: String,
+    value: f64,
+) -> ModelError {
+    last_good.restore(model);
+    ModelError::Diverged {
+        epoch,
+        step,
+        what,
+        value,
+        restored_epoch: last_good.epoch(),
+        report,
+    }
+}
+
 /// A confusion matrix: `counts[true class][predicted class]`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConfusionMatrix {
@@ -445,9 +499,12 @@ impl ConfusionMatrix {
         }
     }
 
-    /// Examples of class `truth` predicted as `predicted`.
-    pub fn get(&self, truth: usize, predicted: usize) -> usize {
-        self.counts[truth * self.classes + predicted]
+    /// Examples of class `truth` predicted as `predicted`; `None` if either is not a class.
+    pub fn get(&self, truth: usize, predicted: usize) -> Option<usize> {
+        if truth >= self.classes || predicted >= self.classes {
+            return None;
+        }
+        self.counts.get(truth * self.classes + predicted).copied()
     }
 
     /// Examples counted.
@@ -457,7 +514,7 @@ impl ConfusionMatrix {
 
     /// Fraction on the diagonal.
     pub fn accuracy(&self) -> f64 {
-        let right: usize = (0..self.classes).map(|k| self.get(k, k)).sum();
+        let right: usize = (0..self.classes).filter_map(|k| self.get(k, k)).sum();
         right as f64 / self.total().max(1) as f64
     }
 }
@@ -472,7 +529,7 @@ impl std::fmt::Display for ConfusionMatrix {
         for t in 0..self.classes {
             write!(f, "\n{t:>9}")?;
             for p in 0..self.classes {
-                write!(f, "{:>7}", self.get(t, p))?;
+                write!(f, "{:>7}", self.get(t, p).unwrap_or(0))?;
             }
         }
         Ok(())
@@ -496,7 +553,8 @@ pub struct Evaluation {
 /// training state is untouched), in chunks of 1000 examples.
 ///
 /// # Errors
-/// [`ModelError`] if the data do not fit the model or the loss rejects the labels.
+/// [`ModelError`] if the data do not fit the model (features, or [`ModelError::Classes`] when
+/// the model's outputs are not one per class) or the loss rejects the labels.
 pub fn evaluate<T: Scalar>(
     model: &Sequential<T>,
     data: &dyn Source<T>,
@@ -526,7 +584,9 @@ fn evaluate_on_worker<T: Scalar>(
         loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
         let rows = logits.nrows().max(1);
         for (col, &y) in logits.as_slice().chunks_exact(rows).zip(&batch.labels) {
-            let p = predicted_class(col).min(classes.saturating_sub(1));
+            // in range: check_source matched the outputs to the classes, and labels are checked
+            // by the loss
+            let p = predicted_class(col);
             confusion.counts[y * classes + p] += 1;
         }
     }
