@@ -48,8 +48,8 @@ pub mod vector;
 
 pub use error::ActivationError;
 pub use pointwise::{
-    RELU_PRIME_AT_ZERO, heaviside, indicator, relu, relu_prime, sigmoid, sigmoid_prime, sign,
-    softplus, softplus_prime, steep_logistic, tanh, tanh_prime,
+    RELU_PRIME_AT_ZERO, heaviside, indicator, log_sigmoid, relu, relu_prime, sigmoid,
+    sigmoid_prime, sign, softplus, softplus_prime, steep_logistic, tanh, tanh_prime,
 };
 pub use scalar::{Kernels, Scalar};
 pub use vector::{

@@ -33,10 +33,19 @@ pub fn sigmoid<T: Scalar>(x: T) -> T {
     }
 }
 
-/// Derivative of the sigmoid written with σ only (question 1e): `σ'(x) = σ(x) (1 − σ(x))`.
+/// Derivative of the sigmoid written with σ only (question 1e): `σ'(x) = σ(x) (1 − σ(x))`,
+/// evaluated without cancellation.
+///
+/// ```text
+/// σ'(x) = σ(x) (1 − σ(x)) = σ(x) σ(−x) = e / (1 + e)²,   e = e^−|x|
+/// ```
+///
+/// `1 − σ(x)` cancels for large `x` (`σ(50)` rounds to 1, so `σ(1 − σ)` gives 0 where the true
+/// value is `1.93·10⁻²²`); the last form is exact to a few ulps everywhere.
 pub fn sigmoid_prime<T: Scalar>(x: T) -> T {
-    let s = sigmoid(x);
-    s * (T::one() - s)
+    let e = (-x.abs()).exp();
+    let one_plus = T::one() + e;
+    e / (one_plus * one_plus)
 }
 
 /// Hyperbolic tangent `tanh(x) = (e^x − e^−x) / (e^x + e^−x)` (standard library, stable).
@@ -44,10 +53,17 @@ pub fn tanh<T: Scalar>(x: T) -> T {
     x.tanh()
 }
 
-/// Derivative of tanh: `tanh'(x) = 1 − tanh²(x)`.
+/// Derivative of tanh: `tanh'(x) = 1 − tanh²(x)`, evaluated without cancellation.
+///
+/// ```text
+/// tanh'(x) = 1 − tanh²(x) = 4 / (eˣ + e⁻ˣ)² = 4e / (1 + e)²,   e = e^−2|x|
+/// ```
+///
+/// (`tanh(20)` rounds to 1, so `1 − tanh²` gives 0 where the true value is `1.70·10⁻¹⁷`.)
 pub fn tanh_prime<T: Scalar>(x: T) -> T {
-    let t = x.tanh();
-    T::one() - t * t
+    let e = (-(x.abs() + x.abs())).exp();
+    let one_plus = T::one() + e;
+    T::lit(4.0) * e / (one_plus * one_plus)
 }
 
 /// Softplus `softplus(x) = ln(1 + e^x)`, in the stable form
@@ -69,6 +85,19 @@ pub fn tanh_prime<T: Scalar>(x: T) -> T {
 pub fn softplus<T: Scalar>(x: T) -> T {
     let pos = if x > T::zero() { x } else { T::zero() };
     pos + (-x.abs()).exp().ln_1p()
+}
+
+/// `ln σ(x)` through question 1f's identity: `ln σ(x) = −softplus(−x)`, finite where `σ(x)`
+/// underflows (`x < −745` in f64) and exact where `σ(x)` rounds to 1.
+///
+/// ```
+/// use retroprop_activations::log_sigmoid;
+/// assert_eq!(log_sigmoid(-1000.0_f64), -1000.0);
+/// // ln σ(0) = −ln 2
+/// assert!((log_sigmoid(0.0_f64) + std::f64::consts::LN_2).abs() < 1e-16);
+/// ```
+pub fn log_sigmoid<T: Scalar>(x: T) -> T {
+    -softplus(-x)
 }
 
 /// Derivative of softplus (question 1g): `softplus'(x) = σ(x)`.
@@ -202,6 +231,28 @@ mod tests {
         for k in [0.0, 1.0, 1e3, 1e300] {
             assert_eq!(steep_logistic(k, 0.0_f64), 0.5);
         }
+    }
+
+    #[test]
+    fn relu_of_a_non_positive_input_is_positive_zero() {
+        // max(0, x) is +0 for x ≤ 0, −0 included (the sign of a zero reaches 1/x and atan2)
+        for x in [0.0_f64, -0.0, -1.0, -1e-300] {
+            assert!(
+                relu(x) == 0.0 && relu(x).is_sign_positive(),
+                "relu({x}) = {}",
+                relu(x)
+            );
+        }
+        assert!(relu(-0.0_f32).is_sign_positive());
+        assert_eq!(relu(2.5_f64), 2.5);
+        assert_eq!((relu_prime(-0.0_f64), relu_prime(0.0_f64)), (0.0, 0.0));
+    }
+
+    #[test]
+    fn softplus_at_zero_is_ln_2_on_both_sides() {
+        // softplus(±0) = ln 2: the max(x, 0) branch is +0 or −0, and either adds to ln 2
+        assert_eq!(softplus(0.0_f64), std::f64::consts::LN_2);
+        assert_eq!(softplus(-0.0_f64), std::f64::consts::LN_2);
     }
 
     #[test]

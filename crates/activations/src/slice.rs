@@ -41,7 +41,7 @@ fn max_ignoring_nan<T: Scalar>(x: &[T]) -> Option<T> {
 /// ```text
 /// m = maxⱼ xⱼ
 /// S(x)ᵢ = e^(xᵢ − m) / Σⱼ e^(xⱼ − m)        (question 1h: S(x + c) = S(x) with c = −m)
-/// LSE(x) = m + ln Σⱼ e^(xⱼ − m)
+/// LSE(x) = m + ln(1 + r),  r = Σ_{j ≠ k} e^(xⱼ − m),  k the first arg-max   (ln_1p: exact for tiny r)
 /// ```
 ///
 /// Shifting by the maximum keeps every exponent ≤ 0, so `[1000, 1001, 1002]` is as exact as
@@ -50,12 +50,22 @@ fn max_ignoring_nan<T: Scalar>(x: &[T]) -> Option<T> {
 /// inputs take their limits: entries equal to `+∞` share the mass equally; if all are `−∞` the
 /// result is uniform and LSE is `−∞`.
 pub fn softmax_in_place<T: Scalar>(x: &mut [T]) -> Option<T> {
+    softmax_in_place_split(x).map(|(m, log1p_rest)| m + log1p_rest)
+}
+
+/// As [`softmax_in_place`], returning the log-sum-exp in two parts `(m, ln(1 + r))` whose sum
+/// it is (`m` the maximum, `r` the sum of the other terms `e^(xⱼ − m)`).
+///
+/// A loss `LSE(x) − x_y` is `(m − x_y) + ln(1 + r)`: computed so, it keeps its digits when
+/// `x_y` is the maximum and `r` is tiny (`m + ln(1 + r)` would round to `m`). The
+/// cross-entropy uses it.
+pub fn softmax_in_place_split<T: Scalar>(x: &mut [T]) -> Option<(T, T)> {
     if x.is_empty() {
         return None;
     }
     if x.iter().any(|&v| is_nan(v)) {
         x.fill(T::NAN);
-        return Some(T::NAN);
+        return Some((T::NAN, T::NAN));
     }
     let m = max_ignoring_nan(x)?;
     if m == T::INFINITY || m == T::NEG_INFINITY {
@@ -64,44 +74,82 @@ pub fn softmax_in_place<T: Scalar>(x: &mut [T]) -> Option<T> {
         for v in x.iter_mut() {
             *v = if *v == m { share } else { T::zero() };
         }
-        return Some(m);
+        return Some((m, T::zero()));
     }
+    let k = first_index_of(x, m);
     for v in x.iter_mut() {
         *v -= m;
     }
     T::exp_in_place(x);
     let sum = x.iter().fold(T::zero(), |acc, &v| acc + v);
+    // the arg-max term is e⁰ = 1 exactly; the others, summed apart, keep their digits in ln_1p
+    let rest = sum_except(x, k);
     for v in x.iter_mut() {
         *v /= sum;
     }
-    Some(m + sum.ln())
+    Some((m, rest.ln_1p()))
 }
 
-/// Log-sum-exp `LSE(x) = ln Σⱼ e^(xⱼ)`, computed as `m + ln Σⱼ e^(xⱼ − m)`; `None` if empty.
+/// Index of the first entry equal to `m` (one exists: `m` is the maximum).
+fn first_index_of<T: Scalar>(x: &[T], m: T) -> usize {
+    x.iter().position(|&v| v == m).unwrap_or(0)
+}
+
+/// `Σ_{j ≠ k} xⱼ`.
+fn sum_except<T: Scalar>(x: &[T], k: usize) -> T {
+    x.iter()
+        .enumerate()
+        .filter(|&(j, _)| j != k)
+        .fold(T::zero(), |acc, (_, &v)| acc + v)
+}
+
+/// Log-sum-exp `LSE(x) = ln Σⱼ e^(xⱼ)`, computed as `m + ln_1p(Σ_{j ≠ k} e^(xⱼ − m))` with
+/// `m = xₖ` the maximum; `None` if empty.
 ///
 /// Exact to rounding for large inputs (`LSE([1000, 1000]) = 1000 + ln 2`) and very negative ones
-/// (`LSE([−1000, −1000]) = −1000 + ln 2`).
+/// (`LSE([−1000, −1000]) = −1000 + ln 2`). Internally the two parts `m` and `ln(1 + r)` are kept
+/// apart, so the log-softmax and the cross-entropy keep `ln(1 + e⁻¹⁰⁰) = 3.72·10⁻⁴⁴` for
+/// `[50, −50]`, which `ln Σ` would round to 0 (the sum `1 + 3.72·10⁻⁴⁴` is 1).
 pub fn log_sum_exp<T: Scalar>(x: &[T]) -> Option<T> {
+    log_sum_exp_split(x).map(|(m, log1p_rest)| m + log1p_rest)
+}
+
+/// The log-sum-exp in two parts `(m, ln(1 + r))`, as [`softmax_in_place_split`] returns them.
+fn log_sum_exp_split<T: Scalar>(x: &[T]) -> Option<(T, T)> {
     if x.is_empty() {
         return None;
     }
     if x.iter().any(|&v| is_nan(v)) {
-        return Some(T::NAN);
+        return Some((T::NAN, T::NAN));
     }
     let m = max_ignoring_nan(x)?;
     if m == T::INFINITY || m == T::NEG_INFINITY {
-        return Some(m);
+        return Some((m, T::zero()));
     }
-    let sum = x.iter().fold(T::zero(), |acc, &v| acc + (v - m).exp());
-    Some(m + sum.ln())
+    let k = first_index_of(x, m);
+    let rest = x
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != k)
+        .fold(T::zero(), |acc, (_, &v)| acc + (v - m).exp());
+    Some((m, rest.ln_1p()))
 }
 
-/// Log-softmax in place: `xᵢ ← xᵢ − LSE(x)` (never the log of a probability, so `−1000` stays
-/// finite where `ln S` would be `ln 0 = −∞`). Does nothing on an empty slice.
+/// Log-softmax in place: `xᵢ ← xᵢ − LSE(x)`, computed as `(xᵢ − m) − ln(1 + r)` (never the log
+/// of a probability, so `−1000` stays finite where `ln S` would be `ln 0 = −∞`; and the maximal
+/// entry keeps its digits: `log_softmax([50, −50])₀ = −3.72·10⁻⁴⁴`, not 0). Does nothing on an
+/// empty slice.
 pub fn log_softmax_in_place<T: Scalar>(x: &mut [T]) {
-    if let Some(lse) = log_sum_exp(x) {
+    if let Some((m, log1p_rest)) = log_sum_exp_split(x) {
+        if m == T::INFINITY || m == T::NEG_INFINITY {
+            // the limits: xᵢ − ∞ (or −∞ − (−∞) = NaN, as before)
+            for v in x.iter_mut() {
+                *v -= m;
+            }
+            return;
+        }
         for v in x.iter_mut() {
-            *v -= lse;
+            *v = (*v - m) - log1p_rest;
         }
     }
 }

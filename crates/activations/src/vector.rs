@@ -131,7 +131,19 @@ pub fn log_sum_exp<'a, T: Scalar>(x: impl Into<DVectorView<'a, T>>) -> Result<T,
 /// An `n × n` matrix: use [`softmax_vjp`] in a backward pass instead.
 pub fn softmax_jacobian<'a, T: Scalar>(x: impl Into<DVectorView<'a, T>>) -> DMatrix<T> {
     let s = softmax(x);
-    DMatrix::from_diagonal(&s) - &s * s.transpose()
+    let n = s.len();
+    // off the diagonal −SᵢSⱼ; on it Sᵢ(1 − Sᵢ) = Sᵢ Σ_{j≠i} Sⱼ, which does not cancel when Sᵢ
+    // rounds to 1 (x = [50, −50]: the entry is 3.72·10⁻⁴⁴, not 0)
+    DMatrix::from_fn(n, n, |i, j| {
+        if i == j {
+            let others = (0..n)
+                .filter(|&k| k != i)
+                .fold(T::zero(), |acc, k| acc + s[k]);
+            s[i] * others
+        } else {
+            -(s[i] * s[j])
+        }
+    })
 }
 
 fn check_len(function: &'static str, expected: usize, got: usize) -> Result<(), ActivationError> {

@@ -181,7 +181,11 @@ proptest! {
     #[test]
     fn q1e_sigmoid_derivative(x in -40.0..40.0_f64) {
         let s = sigmoid(x);
-        prop_assert!((sigmoid_prime(x) - s * (1.0 - s)).abs() < 1e-16);
+        // the homework's form σ(1 − σ): equal to within the absolute rounding of 1 − σ (2 ε);
+        // relatively, σ'(x) = σ(x)σ(−x) to a few ulps (the form without cancellation)
+        prop_assert!((sigmoid_prime(x) - s * (1.0 - s)).abs() <= 2.0 * f64::EPSILON);
+        let product = s * sigmoid(-x);
+        prop_assert!((sigmoid_prime(x) - product).abs() <= 8.0 * f64::EPSILON * product);
         prop_assert!((fd(sigmoid, x) - sigmoid_prime(x)).abs() < FD_TOL);
         let xf = x as f32;
         let sf = sigmoid(xf);

@@ -11,7 +11,7 @@ use crate::{Loss, LossError, LossOutput, Reduction, Target};
 ///
 /// ```text
 /// L(x, y) = −log oˢ_y = log Σⱼ exp(oᵃⱼ) − oᵃ_y = m + log Σⱼ exp(oᵃⱼ − m) − oᵃ_y,  m = maxⱼ oᵃⱼ   (2h)
-/// ∂L/∂oᵃ = oˢ − onehot(y)                                                                  (2l)
+/// ∂L/∂oᵃ = oˢ − onehot(y),   computed at y as −Σ_{k≠y} oˢ_k (no cancellation)             (2l)
 ///
 /// soft targets c (one-hot, or any probability vector; question 1m):
 /// L = −Σᵢ cᵢ log S(oᵃ)ᵢ = (Σᵢ cᵢ)·LSE(oᵃ) − ⟨c, oᵃ⟩,      ∂L/∂oᵃ = (Σᵢ cᵢ)·S(oᵃ) − c  (= S − c)
@@ -81,18 +81,30 @@ impl<T: Scalar> Loss<T> for CrossEntropy {
                 .zip(logits.as_slice().chunks_exact(m))
                 .enumerate()
             {
-                let lse = slice::softmax_in_place(g).unwrap_or(T::NEG_INFINITY);
+                // LSE = max + ln(1 + r), kept in two parts so that LSE − oᵃ_y does not cancel
+                let (max, log1p_rest) =
+                    slice::softmax_in_place_split(g).unwrap_or((T::NEG_INFINITY, T::zero()));
                 match target {
                     Target::Labels(labels) => {
                         let y = labels[j];
-                        per_example.push(lse - o[y]);
-                        g[y] -= T::one();
+                        per_example.push((max - o[y]) + log1p_rest);
+                        // oˢ_y − 1 = −Σ_{k≠y} oˢ_k: no cancellation when oˢ_y rounds to 1
+                        let others = g
+                            .iter()
+                            .enumerate()
+                            .filter(|&(k, _)| k != y)
+                            .fold(T::zero(), |acc, (_, &v)| acc + v);
+                        g[y] = -others;
                     }
                     Target::Dense(c) => {
                         let c = &c.as_slice()[j * m..(j + 1) * m];
+                        // (Σ cᵢ)·LSE − ⟨c, oᵃ⟩ = Σ cᵢ (max − oᵃᵢ) + (Σ cᵢ)·ln(1 + r)
                         let mass = c.iter().fold(T::zero(), |a, &v| a + v);
-                        let dot = c.iter().zip(o).fold(T::zero(), |a, (&ci, &oi)| a + ci * oi);
-                        per_example.push(mass * lse - dot);
+                        let gap = c
+                            .iter()
+                            .zip(o)
+                            .fold(T::zero(), |a, (&ci, &oi)| a + ci * (max - oi));
+                        per_example.push(gap + mass * log1p_rest);
                         for (gi, &ci) in g.iter_mut().zip(c) {
                             *gi = mass * *gi - ci;
                         }

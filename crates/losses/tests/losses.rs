@@ -260,3 +260,53 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn soft_targets_on_a_batch_give_the_cross_entropy_of_each_column() {
+    // three columns, each its own probability vector c: L_j = −Σᵢ cᵢ log S(x_j)ᵢ and
+    // ∂L/∂x_j = S(x_j) − c_j; columns past the first must read their own targets
+    let x = random(4, 3, -3.0, 3.0, 21);
+    let mut c = random(4, 3, 0.0, 1.0, 22);
+    for mut col in c.column_iter_mut() {
+        let total = col.sum();
+        col /= total;
+    }
+    let out = CrossEntropy::new(Reduction::Sum)
+        .evaluate(&x, Target::Dense(&c))
+        .unwrap();
+    for j in 0..3 {
+        let s = softmax(x.column(j));
+        let want: f64 = -(0..4).map(|i| c[(i, j)] * s[i].ln()).sum::<f64>();
+        assert!(
+            (out.per_example[j] - want).abs() < 1e-14 * want.abs().max(1.0),
+            "column {j}: {} vs {want}",
+            out.per_example[j]
+        );
+        for i in 0..4 {
+            assert!((out.grad[(i, j)] - (s[i] - c[(i, j)])).abs() < 1e-15);
+        }
+    }
+}
+
+#[test]
+fn cross_entropy_names_itself_and_takes_an_empty_batch() {
+    let err = CrossEntropy::default()
+        .evaluate(&random(3, 1, -1.0, 1.0, 1), Target::Labels(&[7]))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LossError::LabelOutOfRange {
+                loss: "CrossEntropy",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("CrossEntropy"), "{err}");
+    // no classes and no example: nothing to compute, no panic
+    let out = CrossEntropy::new(Reduction::Sum)
+        .evaluate(&DMatrix::<f64>::zeros(0, 0), Target::Labels(&[]))
+        .unwrap();
+    assert!(out.per_example.is_empty() && out.value == 0.0);
+}

@@ -56,6 +56,14 @@ fn rel(a: f64, b: f64) -> f64 {
 /// Tolerance for a derivative by central differences of an O(1) function.
 const FD_TOL: f64 = 1e-8;
 
+/// Two summation orders of `m` products of magnitude at most 1 (`|δₖ| ≤ 1`, `|W| ≤ 1` here)
+/// differ by at most `2(m − 1)·ε·Σ|terms| ≤ 2m²ε`: the layer's GEMM and the check's loop sum in
+/// different orders.
+fn sum_tol(m: usize) -> f64 {
+    let m = m as f64;
+    2.0 * m * m * f64::EPSILON
+}
+
 /// A function against its definition evaluated directly, where both are a handful of correctly
 /// rounded operations: 8 ε relative.
 const DEFINITION_TOL: f64 = 8.0 * f64::EPSILON;
@@ -938,13 +946,13 @@ fn backprop_question(id: &str, mut net: retroprop_models::Sequential<f64>) -> Ou
             let err = max_abs(
                 (0..d_h).map(|j| g_hs[j] - (0..m).map(|k| delta[k] * w2[(k, j)]).sum::<f64>()),
             );
-            Outcome::within(err, 1e-16, "abs", "sum over the m outputs")
+            Outcome::within(err, sum_tol(m), "abs", "sum over the m outputs")
         }
         "2p" => {
             let err = (&g_hs - w2.transpose() * &delta).amax();
             Outcome::within(
                 err,
-                1e-16,
+                sum_tol(m),
                 "abs",
                 format!(
                     "W⁽²⁾ᵀ δ is {d_h}×1; the answer key's W⁽²⁾ δ does not chain ({m}×{d_h} times {m}×1)"
@@ -969,7 +977,7 @@ fn backprop_question(id: &str, mut net: retroprop_models::Sequential<f64>) -> Ou
                     .map(act::sigmoid)
                     .component_mul(&(w2.transpose() * &delta)))
             .amax();
-            Outcome::within(err, 1e-16, "abs", "diag(σ(hᵃ)) W⁽²⁾ᵀ δ")
+            Outcome::within(err, sum_tol(m), "abs", "diag(σ(hᵃ)) W⁽²⁾ᵀ δ")
         }
     };
     if id != "2r" {
