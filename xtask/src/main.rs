@@ -5,6 +5,8 @@
 //!   and every checkable claim of the homework; exit status 1 if any check fails.
 //! - `cargo xtask ci` — what CI runs, cheapest first: `fmt --check`, clippy with `-D warnings`,
 //!   the test suite, rustdoc with `-D warnings`, then `verify`.
+//! - `cargo xtask mutants [--file <path>]... [--minutes <n>]` — a bounded cargo-mutants pass
+//!   (not part of CI).
 //!
 //! Cargo is invoked through `$CARGO`, so the same toolchain that runs xtask runs the steps.
 
@@ -14,6 +16,8 @@ use std::io::IsTerminal;
 use std::process::{Command, ExitCode};
 
 use xtask::verify;
+
+mod mutants;
 
 const HELP: &str = "\
 usage: cargo xtask <task>
@@ -26,6 +30,10 @@ tasks:
               --no-color        no ANSI colours (they are on only when stdout is a terminal)
               --plant-bug       also register a deliberately wrong layer (it must FAIL)
   ci        run what CI runs: fmt --check, clippy -D warnings, tests, docs -D warnings, verify
+  mutants   a bounded mutation-testing pass (cargo-mutants) over a few files of the math
+              --file <path>     a file to mutate (repeatable) [default: pointwise.rs and
+                                cross_entropy.rs]
+              --minutes <n>     stop after n minutes and report what was tested [default: 15]
 ";
 
 fn main() -> ExitCode {
@@ -43,6 +51,7 @@ fn try_main() -> Result<ExitCode, String> {
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("verify") => verify_task(&args[1..]),
+        Some("mutants") => mutants::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)
@@ -52,7 +61,7 @@ fn try_main() -> Result<ExitCode, String> {
 }
 
 /// The cargo that runs us (`$CARGO`), or `cargo` from `PATH`.
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
 }
 
