@@ -607,10 +607,24 @@ impl Geometry {
 }
 
 /// Splits `n` examples into at most one contiguous chunk per rayon thread: `(chunks, size)`.
-/// The split depends only on `n` and the thread count, so results are reproducible.
+/// For the forward pass, where every example is computed on its own (no sum across examples),
+/// so any split gives the same bits.
 fn split(n: usize) -> (usize, usize) {
     let threads = rayon::current_num_threads().max(1);
     let size = n.div_ceil(threads).max(1);
+    (n.div_ceil(size), size)
+}
+
+/// Chunks of the backward pass's sum over examples (`dL/dW = Σᵢ δᵢ colsᵢᵀ`): the batch is cut
+/// into at most this many contiguous chunks, each summed in example order, and the chunks'
+/// partial sums are added in chunk order. The split depends on `n` only — never on the thread
+/// count — so the gradients, and training, are bit-identical on 1, 2 or 64 threads. Eight
+/// chunks keep up to eight threads busy and cost eight `C_out × K` partial sums per backward.
+const REDUCTION_CHUNKS: usize = 8;
+
+/// `(chunks, size)` of the backward pass's fixed split (see [`REDUCTION_CHUNKS`]).
+fn reduction_split(n: usize) -> (usize, usize) {
+    let size = n.div_ceil(REDUCTION_CHUNKS).max(1);
     (n.div_ceil(size), size)
 }
 
@@ -798,7 +812,7 @@ impl<T: Scalar> Conv2d<T> {
         if n == 0 {
             return Ok(());
         }
-        let (chunks, size) = split(n);
+        let (chunks, size) = reduction_split(n);
         self.scratch
             .resize_with(chunks.max(self.scratch.len()), Scratch::default);
         let w = self.weight.value();

@@ -1,0 +1,75 @@
+//! Same seed, same bits, at any thread count: training the CNN and the MLP on 1, 2 and 3
+//! threads gives bit-identical parameters (the reductions over examples use fixed chunks,
+//! summed in order, whatever the number of threads).
+
+use std::ops::ControlFlow;
+
+use nalgebra::DMatrix;
+use retroprop_activations::rng::Rng;
+use retroprop_layers::{Init, Layer};
+use retroprop_losses::CrossEntropy;
+use retroprop_models::{BatchSize, FitConfig, InMemory, Sequential, fit, mnist_cnn, mnist_mlp};
+use retroprop_optim::{Momentum, Sgd, WeightDecay};
+
+/// 48 seeded 28×28 "images" in [0, 1] with 10 labels.
+fn images() -> InMemory<f32> {
+    let mut rng = Rng::new(9);
+    let x = DMatrix::from_fn(784, 48, |_, _| rng.uniform(0.0, 1.0) as f32);
+    let labels = (0..48).map(|i| (i * 7) % 10).collect();
+    InMemory::new(x, labels, 10).unwrap()
+}
+
+/// The parameters after one epoch of mini-batches of 16 on `threads` rayon threads.
+fn trained_on(threads: usize, build: fn() -> Sequential<f32>) -> Vec<u32> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut net = build();
+        let mut sgd = Sgd::new(0.01)
+            .and_then(|s| s.with_momentum(Momentum::Heavy { mu: 0.9 }))
+            .unwrap()
+            .with_weight_decay(WeightDecay::homework(1e-4).unwrap());
+        let config = FitConfig::new(1, BatchSize::Mini(16)).seed(3);
+        fit(
+            &mut net,
+            &images(),
+            &CrossEntropy::default(),
+            &mut sgd,
+            &config,
+            |_, _| ControlFlow::Continue(()),
+        )
+        .unwrap();
+        let mut bits = Vec::new();
+        net.visit_params(&mut |_, p| bits.extend(p.value().iter().map(|v| v.to_bits())));
+        bits
+    })
+}
+
+#[track_caller]
+fn assert_same_bits_on_1_2_3_threads(build: fn() -> Sequential<f32>) {
+    let one = trained_on(1, build);
+    for threads in [2, 3] {
+        let other = trained_on(threads, build);
+        let differing = one.iter().zip(&other).filter(|(a, b)| a != b).count();
+        assert_eq!(
+            differing,
+            0,
+            "{threads} threads: {differing} of {} parameters differ",
+            one.len()
+        );
+    }
+}
+
+#[test]
+fn the_cnn_trains_to_the_same_bits_on_1_2_and_3_threads() {
+    assert_same_bits_on_1_2_3_threads(|| mnist_cnn::<f32>(Init::HeUniform { seed: 4 }).unwrap());
+}
+
+#[test]
+fn the_mlp_trains_to_the_same_bits_on_1_2_and_3_threads() {
+    assert_same_bits_on_1_2_3_threads(|| {
+        mnist_mlp::<f32>(32, Init::XavierUniform { seed: 4 }).unwrap()
+    });
+}
