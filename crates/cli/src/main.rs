@@ -9,6 +9,7 @@
 //! ```
 
 mod plot;
+mod rundir;
 mod train;
 
 use std::path::{Path, PathBuf};

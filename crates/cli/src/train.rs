@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
@@ -17,6 +17,7 @@ use retroprop_models::{
 use retroprop_optim::{Constant, Momentum, Schedule, Sgd, StepDecay, WeightDecay};
 use serde::Serialize;
 
+use crate::rundir::RunDir;
 use crate::{load_data, plot};
 
 /// The networks `train` can train.
@@ -231,13 +232,7 @@ fn output_dir(args: &TrainArgs) -> Result<PathBuf, String> {
             dir
         }
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("--out {}: cannot create the directory: {e}", dir.display()))?;
     Ok(dir)
-}
-
-fn write(path: &Path, contents: &str) -> Result<(), String> {
-    std::fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Prints to stderr when stdout carries JSON, to stdout otherwise.
@@ -291,7 +286,9 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         ModelKind::Cnn => mnist_cnn::<f32>(Init::HeUniform { seed: args.seed }),
     }
     .map_err(|e| e.to_string())?;
-    let out = output_dir(&args)?;
+    // locked before training, so a second run on the same --out is refused at once
+    let run_dir = RunDir::open(&output_dir(&args)?)?;
+    let out = run_dir.path().to_path_buf();
     let json = args.json;
     if !json {
         println!("{}\n", Summary::of(&net));
@@ -369,18 +366,20 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     let started = Instant::now();
     let final_eval = evaluate(&net, &mnist.test, &loss).map_err(|e| e.to_string())?;
     let ckpt = out.join("model.ckpt");
-    checkpoint::save(&net, &ckpt).map_err(|e| e.to_string())?;
-    write(&out.join("metrics.csv"), &metrics_csv(&records))?;
+    let model_bytes = checkpoint::to_bytes(&net).map_err(|e| e.to_string())?;
     let col = |f: fn(&EpochRecord) -> f64| records.iter().map(f).collect::<Vec<f64>>();
-    write(
-        &out.join("curves.svg"),
-        &plot::curves(
-            &col(|r| r.train_loss),
-            &col(|r| r.test_loss),
-            &col(|r| r.train_accuracy),
-            &col(|r| r.test_accuracy),
-        ),
-    )?;
+    let curves = plot::curves(
+        &col(|r| r.train_loss),
+        &col(|r| r.test_loss),
+        &col(|r| r.train_accuracy),
+        &col(|r| r.test_accuracy),
+    );
+    // the three files replace the previous run together, or not at all
+    run_dir.commit(&[
+        ("model.ckpt", &model_bytes),
+        ("metrics.csv", metrics_csv(&records).as_bytes()),
+        ("curves.svg", curves.as_bytes()),
+    ])?;
     let train_seconds: f64 = records.iter().map(|r| r.train_seconds).sum();
     if let Some(error) = &diverged {
         return Err(format!(

@@ -343,7 +343,10 @@ fn io_error(path: &Path, e: &std::io::Error) -> CheckpointError {
     }
 }
 
-/// Saves `model` to `path` atomically (temporary file in the same directory, synced, renamed).
+/// Saves `model` to `path` atomically: a temporary file in the same directory, synced, renamed
+/// over `path`, then the directory synced. A save killed midway leaves the previous file
+/// whole; its temporary `.{name}.tmp-{pid}` is removed by the next save once that process is
+/// gone.
 ///
 /// ```
 /// use retroprop_layers::Init;
@@ -377,12 +380,54 @@ pub fn save<T: Scalar>(
         let mut file = fs::File::create(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
-        fs::rename(&tmp, path)
+        fs::rename(&tmp, path)?;
+        // the rename itself is durable only once the directory is synced
+        sync_dir(path.parent())
     };
     write().map_err(|e| {
         let _ = fs::remove_file(&tmp);
         io_error(path, &e)
-    })
+    })?;
+    remove_stale_temporaries(path, &name);
+    Ok(())
+}
+
+/// Syncs a directory (its entries: a rename into it survives a power cut once this returns).
+fn sync_dir(dir: Option<&Path>) -> std::io::Result<()> {
+    let dir = match dir {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Removes `.{name}.tmp-{pid}` files left by saves that were killed, when process `pid` is
+/// gone. Liveness is read from `/proc` (Linux); where it is absent nothing is removed.
+fn remove_stale_temporaries(path: &Path, name: &str) {
+    let proc = Path::new("/proc/self");
+    if !proc.exists() {
+        return;
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {

@@ -225,3 +225,22 @@ fn outputs_that_are_not_one_per_class_are_refused_before_evaluating() {
     assert_eq!(confusion.get(2, 0), None);
     assert_eq!(confusion.get(0, 2), None);
 }
+
+#[test]
+fn a_save_removes_the_temporaries_of_dead_saves_only() {
+    let dir = std::env::temp_dir().join(format!("retroprop-stale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // pid 4194305 is above Linux's largest pid: dead; pid 1 (init) is alive
+    let dead = dir.join(".model.ckpt.tmp-4194305");
+    let alive = dir.join(".model.ckpt.tmp-1");
+    std::fs::write(&dead, b"killed midway").unwrap();
+    std::fs::write(&alive, b"being written").unwrap();
+    let net = mlp::<f32>(3, 4, 2, Init::XavierUniform { seed: 1 }).unwrap();
+    retroprop_models::checkpoint::save(&net, dir.join("model.ckpt")).unwrap();
+    if std::path::Path::new("/proc/self").exists() {
+        assert!(!dead.exists(), "the dead save's temporary is left");
+        assert!(alive.exists(), "a live process's temporary was removed");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
