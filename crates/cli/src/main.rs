@@ -8,6 +8,7 @@
 //! retroprop predict --checkpoint FILE --index N [--data DIR]
 //! ```
 
+mod budget;
 mod plot;
 mod rundir;
 mod train;
@@ -44,6 +45,9 @@ enum Command {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Memory evaluation may use, in GiB [default: half of physical memory].
+        #[arg(long, value_parser = budget::parse_gib)]
+        memory_budget: Option<f64>,
     },
     /// The layer table: output shapes and parameter counts.
     Summary {
@@ -65,6 +69,9 @@ enum Command {
         /// Directory with the four MNIST files [default: the shipped data/mnist].
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Memory prediction may use, in GiB [default: half of physical memory].
+        #[arg(long, value_parser = budget::parse_gib)]
+        memory_budget: Option<f64>,
     },
 }
 
@@ -101,13 +108,20 @@ fn main() -> ExitCode {
             checkpoint,
             data,
             json,
-        } => eval(&checkpoint, data, json),
+            memory_budget,
+        } => eval(&checkpoint, data, json, &budget::Budget::new(memory_budget)),
         Command::Summary { model, hidden } => summary(model, hidden as usize),
         Command::Predict {
             checkpoint,
             index,
             data,
-        } => predict(&checkpoint, index, data),
+            memory_budget,
+        } => predict(
+            &checkpoint,
+            index,
+            data,
+            &budget::Budget::new(memory_budget),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -118,8 +132,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_model(path: &Path) -> Result<retroprop_models::Sequential<f32>, String> {
+/// Loads a checkpoint for inference: refused if its parameters are not finite or if one
+/// example's activations would not fit in the budget (evaluation then runs in chunks that do).
+fn load_model(
+    path: &Path,
+    budget: &budget::Budget,
+) -> Result<retroprop_models::Sequential<f32>, String> {
     let model = checkpoint::load::<f32>(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let memory = retroprop_models::MemoryEstimate::of(&model);
+    budget.check(
+        memory.inference_bytes(1),
+        &format!("{}: one example through this model", path.display()),
+        "this model is too large for this machine",
+    )?;
     if let Some((param, index, value)) = model.first_non_finite_param() {
         return Err(format!(
             "{}: parameter {param}[{index}] is {value}: this model cannot predict anything (it was saved by a run that diverged); train it again with a lower --lr or --weight-decay",
@@ -129,8 +154,13 @@ fn load_model(path: &Path) -> Result<retroprop_models::Sequential<f32>, String> 
     Ok(model)
 }
 
-fn eval(path: &Path, data: Option<PathBuf>, json: bool) -> Result<(), String> {
-    let model = load_model(path)?;
+fn eval(
+    path: &Path,
+    data: Option<PathBuf>,
+    json: bool,
+    budget: &budget::Budget,
+) -> Result<(), String> {
+    let model = load_model(path, budget)?;
     let mnist = load_data(data)?;
     let ev = evaluate(&model, &mnist.test, &CrossEntropy::default()).map_err(|e| e.to_string())?;
     if json {
@@ -169,8 +199,13 @@ fn summary(model: SummaryModel, hidden: usize) -> Result<(), String> {
 /// Grey levels from light to dark, two characters per pixel so the digit keeps its aspect.
 const SHADES: [&str; 5] = ["  ", "░░", "▒▒", "▓▓", "██"];
 
-fn predict(path: &Path, index: usize, data: Option<PathBuf>) -> Result<(), String> {
-    let model = load_model(path)?;
+fn predict(
+    path: &Path,
+    index: usize,
+    data: Option<PathBuf>,
+    budget: &budget::Budget,
+) -> Result<(), String> {
+    let model = load_model(path, budget)?;
     let mnist = load_data(data)?;
     let test = &mnist.test;
     let (Some(pixels), Some(x), Some(label)) = (

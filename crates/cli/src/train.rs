@@ -11,12 +11,13 @@ use retroprop_data::Images;
 use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
 use retroprop_models::{
-    BatchSize, Evaluation, Event, FitConfig, ModelError, Sequential, Summary, checkpoint, evaluate,
-    fit, mnist_cnn, mnist_mlp,
+    BatchSize, Evaluation, Event, FitConfig, MemoryEstimate, ModelError, Sequential, Summary,
+    checkpoint, evaluate, fit, mnist_cnn, mnist_mlp,
 };
 use retroprop_optim::{Constant, Momentum, Schedule, Sgd, StepDecay, WeightDecay};
 use serde::Serialize;
 
+use crate::budget::Budget;
 use crate::rundir::RunDir;
 use crate::{load_data, plot};
 
@@ -90,6 +91,10 @@ pub struct TrainArgs {
     /// Output directory [default: runs/{model}-{UTC timestamp}].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Memory the run may use, in GiB [default: half of physical memory]. A model and batch
+    /// whose estimated memory exceeds it are refused before anything is allocated.
+    #[arg(long, value_parser = crate::budget::parse_gib)]
+    memory_budget: Option<f64>,
     /// Worker threads [default: all cores].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     threads: Option<u64>,
@@ -279,6 +284,21 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         train_images: mnist.train.len(),
         test_images: mnist.test.len(),
     };
+    let budget = Budget::new(args.memory_budget);
+    if args.model == ModelKind::Mlp {
+        // checked before the model is built: its parameters alone could exhaust memory
+        let h = settings.hidden;
+        let params = h
+            .checked_mul(784 + 1)
+            .and_then(|p| p.checked_add(h.checked_mul(10)?))
+            .and_then(|p| p.checked_add(10))
+            .unwrap_or(usize::MAX);
+        budget.check(
+            params.saturating_mul(3 * 4),
+            &format!("--hidden {h}: the MLP's {params} parameters (values, gradients, momentum)"),
+            "choose a smaller --hidden",
+        )?;
+    }
     let mut net = match args.model {
         ModelKind::Mlp => {
             mnist_mlp::<f32>(settings.hidden, Init::XavierUniform { seed: args.seed })
@@ -286,6 +306,15 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         ModelKind::Cnn => mnist_cnn::<f32>(Init::HeUniform { seed: args.seed }),
     }
     .map_err(|e| e.to_string())?;
+    let memory = MemoryEstimate::of(&net);
+    let batch = settings.batch.unwrap_or(memory.training_chunk());
+    budget.check(
+        memory
+            .training_bytes(batch)
+            .max(memory.inference_bytes(memory.inference_chunk())),
+        &format!("training {} with batches of {batch}", settings.model),
+        "choose a smaller --batch-size (or --hidden)",
+    )?;
     // locked before training, so a second run on the same --out is refused at once
     let run_dir = RunDir::open(&output_dir(&args)?)?;
     let out = run_dir.path().to_path_buf();

@@ -237,3 +237,77 @@ fn predict_with_a_huge_index_is_an_error_not_a_panic() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn what_would_not_fit_in_memory_is_refused_before_allocating() {
+    let dir = temp_dir("memory");
+    let out_dir = dir.to_str().unwrap();
+    // 5 million hidden units: 4·10⁹ parameters, 47 GiB with gradients and momentum
+    let started = std::time::Instant::now();
+    let out = retroprop(&["train", "--hidden", "5000000", "--out", out_dir]);
+    assert!(!out.status.success());
+    let message = stderr(&out);
+    assert!(
+        message.contains("--hidden 5000000")
+            && message.contains("GiB")
+            && message.contains("memory budget")
+            && message.contains("choose a smaller --hidden"),
+        "{message}"
+    );
+    // refused from the shapes, not after trying: well under a second
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // an absurd --hidden names the flag instead of printing usize::MAX
+    let huge = retroprop(&["train", "--hidden", "100000000000000", "--out", out_dir]);
+    assert!(
+        stderr(&huge).contains("--hidden 100000000000000"),
+        "{}",
+        stderr(&huge)
+    );
+    assert!(
+        !stderr(&huge).contains("18446744073709551615"),
+        "{}",
+        stderr(&huge)
+    );
+    // a batch too large for a small budget names --batch-size
+    let batch = retroprop(&[
+        "train",
+        "--batch-size",
+        "60000",
+        "--memory-budget",
+        "0.5",
+        "--out",
+        out_dir,
+    ]);
+    assert!(
+        stderr(&batch).contains("--batch-size"),
+        "{}",
+        stderr(&batch)
+    );
+    // a model whose single example does not fit is refused by eval with the figure
+    let wide = retroprop_models::Sequential::<f32>::new(retroprop_layers::Shape::image(1, 28, 28))
+        .push(
+            retroprop_layers::Conv2d::new(
+                retroprop_layers::Conv2dConfig::new((1, 28, 28), 10_000, 1),
+                retroprop_layers::Init::Zeros,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("wide.ckpt");
+    retroprop_models::checkpoint::save(&wide, &ckpt).unwrap();
+    let eval = retroprop(&[
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--memory-budget",
+        "0.01",
+    ]);
+    assert!(!eval.status.success());
+    assert!(
+        stderr(&eval).contains("one example through this model") && stderr(&eval).contains("MiB"),
+        "{}",
+        stderr(&eval)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

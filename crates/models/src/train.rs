@@ -11,7 +11,7 @@ use retroprop_losses::{Loss, Reduction, Target};
 use retroprop_optim::{Constant, Optimizer, Schedule};
 use serde::Serialize;
 
-use crate::{ModelError, Sequential, guard};
+use crate::{MemoryEstimate, ModelError, Sequential, guard};
 
 /// A labelled classification dataset that hands out batches.
 ///
@@ -226,9 +226,6 @@ fn correct<T: Scalar>(logits: &DMatrix<T>, labels: &[usize]) -> usize {
         .count()
 }
 
-/// Examples per chunk when a full batch is processed in pieces, and per evaluation chunk.
-const CHUNK: usize = 1000;
-
 fn check_source<T: Scalar>(model: &Sequential<T>, data: &dyn Source<T>) -> Result<(), ModelError> {
     let expected = model.input_shape().len();
     if data.is_empty() || data.features() != expected {
@@ -338,6 +335,8 @@ fn fit_on_worker<T: Scalar>(
     let base_lr = optimizer.learning_rate();
     guard::check_schedule(config.schedule.as_ref(), base_lr, config.epochs)?;
     let mut last_good = guard::Snapshot::take(model, 0);
+    // the full batch is summed in chunks whose activations fit in CHUNK_BYTES
+    let full_chunk = MemoryEstimate::of(model).training_chunk();
     let mut rng = Rng::new(config.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let mut batch = Batch {
@@ -395,7 +394,7 @@ fn fit_on_worker<T: Scalar>(
             BatchSize::Full => {
                 // ∇R̂ over all n examples = Σ over chunks of each chunk's summed gradient / n
                 model.zero_grad();
-                for indices in order.chunks(CHUNK) {
+                for indices in order.chunks(full_chunk) {
                     batch.load(data, indices);
                     let logits = model.forward(&batch.x)?;
                     let mut out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
@@ -550,7 +549,8 @@ pub struct Evaluation {
 }
 
 /// Loss, accuracy and confusion matrix of `model` on `data`, through `infer` (the model's
-/// training state is untouched), in chunks of 1000 examples.
+/// training state is untouched), in chunks of at most 1000 examples whose activations fit in
+/// [`CHUNK_BYTES`](crate::memory::CHUNK_BYTES): the memory does not grow with the data set.
 ///
 /// # Errors
 /// [`ModelError`] if the data do not fit the model (features, or [`ModelError::Classes`] when
@@ -577,7 +577,7 @@ fn evaluate_on_worker<T: Scalar>(
         x: DMatrix::zeros(0, 0),
         labels: Vec::new(),
     };
-    for indices in order.chunks(CHUNK) {
+    for indices in order.chunks(MemoryEstimate::of(model).inference_chunk()) {
         batch.load(data, indices);
         let logits = model.infer(&batch.x)?;
         let out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
