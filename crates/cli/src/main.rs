@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = SummaryModel::Mlp)]
         model: SummaryModel,
         /// Hidden units of the MLP (d_h).
-        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
         hidden: u64,
     },
     /// Classify one test image: the digit, its probabilities, and the image.
@@ -64,7 +64,7 @@ enum Command {
         #[arg(long)]
         checkpoint: PathBuf,
         /// Index of the test image (0–9999).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         index: usize,
         /// Directory with the four MNIST files [default: the shipped data/mnist].
         #[arg(long)]
@@ -98,6 +98,29 @@ fn default_data() -> PathBuf {
 
 fn load_data(dir: Option<PathBuf>) -> Result<Mnist, String> {
     Mnist::load(dir.unwrap_or_else(default_data)).map_err(|e| e.to_string())
+}
+
+/// The test split only: `eval` and `predict` need no training file.
+fn load_test_data(dir: Option<PathBuf>) -> Result<retroprop_data::Images, String> {
+    Mnist::load_test(dir.unwrap_or_else(default_data)).map_err(|e| e.to_string())
+}
+
+/// Refuses test images of another size than the model takes, naming both.
+fn check_image_size(
+    model: &retroprop_models::Sequential<f32>,
+    images: &retroprop_data::Images,
+    model_name: &str,
+) -> Result<(), String> {
+    let (rows, cols) = images.shape();
+    let takes = model.input_shape();
+    if rows * cols != takes.len() {
+        return Err(format!(
+            "the test images are {rows}×{cols} = {} values, but {model_name} takes {takes} = {} values",
+            rows * cols,
+            takes.len()
+        ));
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -138,7 +161,11 @@ fn load_model(
     path: &Path,
     budget: &budget::Budget,
 ) -> Result<retroprop_models::Sequential<f32>, String> {
-    let model = checkpoint::load::<f32>(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let model = checkpoint::load::<f32>(path).map_err(|e| match e {
+        // the I/O error names the path already
+        checkpoint::CheckpointError::Io { .. } => e.to_string(),
+        other => format!("{}: {other}", path.display()),
+    })?;
     let memory = retroprop_models::MemoryEstimate::of(&model);
     budget.check(
         memory.inference_bytes(1),
@@ -161,8 +188,9 @@ fn eval(
     budget: &budget::Budget,
 ) -> Result<(), String> {
     let model = load_model(path, budget)?;
-    let mnist = load_data(data)?;
-    let ev = evaluate(&model, &mnist.test, &CrossEntropy::default()).map_err(|e| e.to_string())?;
+    let test = load_test_data(data)?;
+    check_image_size(&model, &test, &path.display().to_string())?;
+    let ev = evaluate(&model, &test, &CrossEntropy::default()).map_err(|e| e.to_string())?;
     if json {
         let doc = serde_json::json!({
             "checkpoint": path,
@@ -206,8 +234,8 @@ fn predict(
     budget: &budget::Budget,
 ) -> Result<(), String> {
     let model = load_model(path, budget)?;
-    let mnist = load_data(data)?;
-    let test = &mnist.test;
+    let test = &load_test_data(data)?;
+    check_image_size(&model, test, &path.display().to_string())?;
     let (Some(pixels), Some(x), Some(label)) = (
         test.image(index),
         test.column::<f32>(index),
@@ -218,14 +246,6 @@ fn predict(
             len => format!("--index {index}: the test set has images 0 to {}", len - 1),
         });
     };
-    if model.input_shape().len() != x.nrows() {
-        return Err(format!(
-            "{} takes {} inputs, a test image has {}",
-            path.display(),
-            model.input_shape().len(),
-            x.nrows()
-        ));
-    }
     let p = model.predict_proba(&x).map_err(|e| e.to_string())?;
     let predicted = p.column(0).argmax().0;
     let (_, cols) = test.shape();

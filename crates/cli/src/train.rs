@@ -54,10 +54,10 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
     model: ModelKind,
     /// Passes over the training set [default: mlp 5, cnn 3].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     epochs: Option<u64>,
     /// Examples per step [default: mlp 128, cnn 16].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "full_batch")]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "full_batch", allow_negative_numbers = true)]
     batch_size: Option<u64>,
     /// Full-batch gradient descent (question 2j): one step per epoch on the gradient over all
     /// 60 000 images, without momentum or decay unless given.
@@ -74,16 +74,16 @@ pub struct TrainArgs {
     weight_decay: f64,
     /// Multiply η by --lr-gamma every this many epochs, 0 for a constant rate [default: mlp 5,
     /// cnn 2, 0 with --full-batch].
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr_step: Option<usize>,
     /// Factor of the step decay [default: mlp 0.5, cnn 0.1].
     #[arg(long, value_parser = positive, allow_negative_numbers = true)]
     lr_gamma: Option<f64>,
     /// Hidden units d_h of the MLP.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     hidden: u64,
     /// Seed of the weights and of the shuffling.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     seed: u64,
     /// Directory with the four MNIST files [default: the shipped data/mnist].
     #[arg(long)]
@@ -96,10 +96,10 @@ pub struct TrainArgs {
     #[arg(long, value_parser = crate::budget::parse_gib)]
     memory_budget: Option<f64>,
     /// Worker threads [default: all cores].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     threads: Option<u64>,
     /// Train on the first N training images and test on the first N/6 (a quick run).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     limit: Option<u64>,
     /// Print one JSON object with the results on stdout (progress goes to stderr).
     #[arg(long)]
@@ -240,6 +240,16 @@ fn output_dir(args: &TrainArgs) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// A hyperparameter for people: plain decimals between 10⁻⁴ and 10⁶ (`0.05`), scientific
+/// notation beyond (`5e-5`; `1e300`, not a 301-digit number).
+fn number(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e6).contains(&v.abs()) {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
 /// Prints to stderr when stdout carries JSON, to stdout otherwise.
 fn say(json: bool, line: &str) {
     if json {
@@ -306,6 +316,8 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         ModelKind::Cnn => mnist_cnn::<f32>(Init::HeUniform { seed: args.seed }),
     }
     .map_err(|e| e.to_string())?;
+    // the test set is checked now, not after the first epoch
+    crate::check_image_size(&net, &mnist.test, &format!("the {} model", settings.model))?;
     let memory = MemoryEstimate::of(&net);
     let batch = settings.batch.unwrap_or(memory.training_chunk());
     budget.check(
@@ -333,9 +345,9 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
             settings
                 .batch
                 .map_or("full batch".to_string(), |b| format!("batch {b}")),
-            settings.lr,
-            settings.momentum,
-            settings.weight_decay,
+            number(settings.lr),
+            number(settings.momentum),
+            number(settings.weight_decay),
             settings.threads
         ),
     );
@@ -590,6 +602,16 @@ fn train_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_beyond_a_million_or_below_a_ten_thousandth_are_scientific() {
+        assert_eq!(number(0.05), "0.05");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(1e300), "1e300");
+        assert_eq!(number(2.5e-7), "2.5e-7");
+        assert_eq!(number(0.00005), "5e-5");
+        assert_eq!(number(0.0005), "0.0005");
+    }
 
     #[test]
     fn timestamp_has_the_expected_shape() {

@@ -311,3 +311,90 @@ fn what_would_not_fit_in_memory_is_refused_before_allocating() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn eval_and_predict_need_only_the_test_files() {
+    let dir = temp_dir("testonly");
+    let out_dir = dir.join("run");
+    let good = retroprop(&[
+        "train",
+        "--epochs",
+        "1",
+        "--limit",
+        "600",
+        "--hidden",
+        "8",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(good.status.success(), "{}", stderr(&good));
+    // a data directory with the two t10k files only (and a broken training label file)
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
+    for f in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        std::fs::copy(shipped.join(f), data.join(f)).unwrap();
+    }
+    std::fs::write(data.join("train-labels-idx1-ubyte"), b"broken").unwrap();
+    let ckpt = out_dir.join("model.ckpt");
+    let eval = retroprop(&[
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let predict = retroprop(&[
+        "predict",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--index",
+        "3",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert!(predict.status.success(), "{}", stderr(&predict));
+    // training needs the training files, and says which one is missing or broken
+    let train = retroprop(&[
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(!train.status.success());
+    assert!(stderr(&train).contains("train-"), "{}", stderr(&train));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn flags_and_numbers_are_named_in_plain_words() {
+    // a negative count names its flag (not "unexpected argument '-1'")
+    let out = retroprop(&["train", "--epochs", "-1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--epochs"), "{}", stderr(&out));
+    let out = retroprop(&["predict", "--checkpoint", "x", "--index", "-3"]);
+    assert!(stderr(&out).contains("--index"), "{}", stderr(&out));
+    // a huge η is printed in scientific notation, not as 301 digits
+    let dir = temp_dir("eta");
+    let out = retroprop(&[
+        "train",
+        "--lr",
+        "1e300",
+        "--limit",
+        "600",
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        text.contains("η 1e300") && !text.contains("0000000000"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -34,12 +34,29 @@ pub enum DataError {
         message: String,
     },
     /// The gzip stream is corrupt.
-    #[error("{file}: corrupt gzip stream: {message}", file = file.display())]
+    #[error("{file}: corrupt gzip data: {message}; download the file again", file = file.display())]
     Gzip {
         /// The file.
         file: PathBuf,
-        /// The decoder's message.
+        /// What is wrong, from the decoder.
         message: String,
+    },
+    /// The file holds no example.
+    #[error("{file}: holds no image: there is nothing to train on or evaluate", file = file.display())]
+    Empty {
+        /// The images file.
+        file: PathBuf,
+    },
+    /// Bytes follow the last gzip member that are not a gzip member themselves.
+    #[error(
+        "{file}: {bytes} bytes of something other than gzip data follow the compressed data; the file is damaged or was appended to",
+        file = file.display()
+    )]
+    TrailingBytes {
+        /// The file.
+        file: PathBuf,
+        /// How many bytes follow.
+        bytes: usize,
     },
     /// The decompressed data exceed the limit.
     #[error("{file}: decompresses to more than {limit} bytes", file = file.display())]

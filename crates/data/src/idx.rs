@@ -45,28 +45,58 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 
 /// Decompresses if the bytes are gzip, else returns them; `file` names errors.
 ///
+/// Every member of a multi-member stream is decoded (as `gunzip` does: `cat a.gz b.gz` is a
+/// valid gzip file of both contents); bytes after the last member that are not a member are
+/// refused.
+///
 /// # Errors
-/// [`DataError::Gzip`] for a corrupt stream, [`DataError::TooLarge`] beyond
-/// [`MAX_DECOMPRESSED`].
+/// [`DataError::Gzip`] for a corrupt or cut stream, [`DataError::TrailingBytes`] for data
+/// after it, [`DataError::TooLarge`] beyond [`MAX_DECOMPRESSED`] in all.
 pub fn decompress(bytes: Vec<u8>, file: &Path) -> Result<Vec<u8>, DataError> {
     if !is_gzip(&bytes) {
         return Ok(bytes);
     }
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(&bytes[..])
-        .take(MAX_DECOMPRESSED + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| DataError::Gzip {
-            file: file.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    if out.len() as u64 > MAX_DECOMPRESSED {
-        return Err(DataError::TooLarge {
-            file: file.to_path_buf(),
-            limit: MAX_DECOMPRESSED,
-        });
+    let mut rest: &[u8] = &bytes;
+    while !rest.is_empty() {
+        if !is_gzip(rest) {
+            return Err(DataError::TrailingBytes {
+                file: file.to_path_buf(),
+                bytes: rest.len(),
+            });
+        }
+        let budget = (MAX_DECOMPRESSED + 1).saturating_sub(out.len() as u64);
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        (&mut member)
+            .take(budget)
+            .read_to_end(&mut out)
+            .map_err(|e| gzip_error(file, &e))?;
+        if out.len() as u64 > MAX_DECOMPRESSED {
+            return Err(DataError::TooLarge {
+                file: file.to_path_buf(),
+                limit: MAX_DECOMPRESSED,
+            });
+        }
+        rest = member.into_inner();
     }
     Ok(out)
+}
+
+/// The decoder's error in plain words (flate2's own messages repeat "corrupt gzip stream").
+fn gzip_error(file: &Path, e: &std::io::Error) -> DataError {
+    let message = if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        "the compressed data is cut short".to_string()
+    } else {
+        let text = e.to_string();
+        let detail = text.strip_prefix("corrupt gzip stream ").unwrap_or(&text);
+        format!("it {detail}")
+            .replace("it does not have", "the data does not have")
+            .replace("it invalid", "invalid")
+    };
+    DataError::Gzip {
+        file: file.to_path_buf(),
+        message,
+    }
 }
 
 /// Parses uncompressed IDX bytes whose magic must be `expected`; `file` names errors.
@@ -227,5 +257,52 @@ mod tests {
             decompress(bad, Path::new("x.idx")),
             Err(DataError::Gzip { .. })
         ));
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn every_member_of_a_multi_member_stream_is_decoded() {
+        // `cat a.gz b.gz`: the contents one after the other
+        let (a, b) = (images(), vec![9u8; 300]);
+        let mut both = gzip(&a);
+        both.extend(gzip(&b));
+        let mut want = a;
+        want.extend(&b);
+        assert_eq!(decompress(both, Path::new("x.gz")).unwrap(), want);
+    }
+
+    #[test]
+    fn trailing_garbage_and_cut_streams_are_refused_in_plain_words() {
+        let mut trailing = gzip(&images());
+        trailing.extend(b"garbage!");
+        let err = decompress(trailing, Path::new("x.gz")).unwrap_err();
+        assert_eq!(
+            err,
+            DataError::TrailingBytes {
+                file: "x.gz".into(),
+                bytes: 8
+            }
+        );
+        let mut cut = gzip(&images());
+        cut.truncate(cut.len() / 2);
+        let err = decompress(cut, Path::new("x.gz")).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("cut short") && text.matches("corrupt").count() == 1,
+            "{text}"
+        );
+        let mut flipped = gzip(&images());
+        let at = flipped.len() - 6;
+        flipped[at] ^= 0x55;
+        let text = decompress(flipped, Path::new("x.gz"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(text.matches("corrupt").count(), 1, "{text}");
     }
 }

@@ -82,6 +82,11 @@ impl Images {
                 found: img.dims.len(),
             });
         };
+        if count == 0 {
+            return Err(DataError::Empty {
+                file: images.to_path_buf(),
+            });
+        }
         if lab.dims.len() != 1 || lab.dims[0] != count {
             return Err(DataError::CountMismatch {
                 file: labels.to_path_buf(),
@@ -306,7 +311,25 @@ impl Mnist {
     /// [`DataError::MissingDirectory`] / [`DataError::MissingFile`] with the path and how to fix
     /// it, or any error of a file.
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, DataError> {
-        let dir = dir.as_ref();
+        let [train_images, train_labels, test_images, test_labels] = Self::find(dir.as_ref())?;
+        Ok(Self {
+            train: Images::read(&train_images?, &train_labels?)?,
+            test: Images::read(&test_images?, &test_labels?)?,
+        })
+    }
+
+    /// Loads the test split only (the two `t10k` files): what evaluation and prediction need,
+    /// so a directory without the training files, or with a damaged one, still serves them.
+    ///
+    /// # Errors
+    /// As [`Mnist::load`], for the two test files.
+    pub fn load_test(dir: impl AsRef<Path>) -> Result<Images, DataError> {
+        let [_, _, test_images, test_labels] = Self::find(dir.as_ref())?;
+        Images::read(&test_images?, &test_labels?)
+    }
+
+    /// The paths of the four files in `dir` (each `.gz` or raw), each found or an error.
+    fn find(dir: &Path) -> Result<[Result<PathBuf, DataError>; 4], DataError> {
         if !dir.is_dir() {
             return Err(DataError::MissingDirectory {
                 dir: dir.to_path_buf(),
@@ -322,10 +345,6 @@ impl Mnist {
                     file: name.to_string(),
                 })
         };
-        let [train_images, train_labels, test_images, test_labels] = FILES.map(find);
-        Ok(Self {
-            train: Images::read(&train_images?, &train_labels?)?,
-            test: Images::read(&test_images?, &test_labels?)?,
-        })
+        Ok(FILES.map(find))
     }
 }

@@ -55,8 +55,8 @@ pub enum LayerError {
     },
     /// The configuration leaves no output along an axis: `i + 2p < d(k − 1) + 1`.
     #[error(
-        "{layer}: empty output along {axis}: input {input} + 2·padding {padding} < \
-         dilation {dilation}·(kernel {kernel} − 1) + 1"
+        "{layer}: empty output along {axis}: {}; use a smaller kernel, more padding or a larger input",
+        window_too_large(*input, *padding, *kernel, *dilation)
     )]
     EmptyOutput {
         /// The layer's type name.
@@ -130,4 +130,16 @@ pub enum LayerError {
         /// `"signal"` or `"kernel"`.
         what: &'static str,
     },
+}
+
+/// `input + 2·padding < span` in words, the dilation named only where there is one (pooling
+/// has none).
+fn window_too_large(input: usize, padding: usize, kernel: usize, dilation: usize) -> String {
+    if dilation == 1 {
+        format!("input {input} + 2·padding {padding} is smaller than the kernel {kernel}")
+    } else {
+        format!(
+            "input {input} + 2·padding {padding} is smaller than the dilated kernel, dilation {dilation}·(kernel {kernel} − 1) + 1"
+        )
+    }
 }

@@ -61,7 +61,9 @@ pub enum CheckpointError {
         message: String,
     },
     /// The file is shorter than its structure requires.
-    #[error("truncated checkpoint: {needed} bytes needed, {got} present")]
+    #[error(
+        "checkpoint is truncated: it has {got} bytes where at least {needed} are needed (an interrupted copy or download?)"
+    )]
     Truncated {
         /// Bytes the structure needs.
         needed: u64,
@@ -80,7 +82,9 @@ pub enum CheckpointError {
         supported: u32,
     },
     /// The checksum does not match the contents: the file is corrupted.
-    #[error("checkpoint is corrupted: checksum {stored:#018x} stored, {computed:#018x} computed")]
+    #[error(
+        "checkpoint is corrupted: its checksum does not match its contents ({stored:#018x} stored, {computed:#018x} computed); save it again or use a backup"
+    )]
     ChecksumMismatch {
         /// Checksum stored in the file.
         stored: u64,
@@ -188,6 +192,86 @@ fn flatten(spec: &LayerSpec, out: &mut Vec<Node>) {
             name: format!("{other:?}"),
         },
     });
+}
+
+/// A node for people: `Dense 784→256`, `Conv2d 1×28×28→32 channels (5×5)`, `nothing`.
+fn describe(node: Option<&Node>) -> String {
+    let Some(node) = node else {
+        return "nothing (the architecture ends there)".to_string();
+    };
+    match node {
+        Node::Sequential { input, children } => {
+            format!("a Sequential of {children} layers on {input}")
+        }
+        Node::Dense { d_in, d_out } => format!("Dense {d_in}→{d_out}"),
+        Node::Softplus => "Softplus".into(),
+        Node::Sigmoid => "Sigmoid".into(),
+        Node::Tanh => "Tanh".into(),
+        Node::Relu => "Relu".into(),
+        Node::Softmax => "Softmax".into(),
+        Node::Conv2d(c) => format!(
+            "Conv2d {}→{} channels ({}×{} kernel)",
+            c.input_shape(),
+            c.out_channels,
+            c.kernel.h,
+            c.kernel.w
+        ),
+        Node::MaxPool2d(c) => format!(
+            "MaxPool2d on {} ({}×{} windows)",
+            c.input_shape(),
+            c.kernel.h,
+            c.kernel.w
+        ),
+        Node::Flatten => "Flatten".into(),
+        Node::Standardize { mean, std } => format!("Standardize (mean {mean}, std {std})"),
+        Node::Custom { name } => format!("the custom layer `{name}`"),
+    }
+}
+
+/// A header that does not decode, said for people rather than in the decoder's terms.
+fn undecodable_header(e: &bincode::error::DecodeError) -> CheckpointError {
+    use bincode::error::DecodeError;
+    let detail = match e {
+        DecodeError::UnexpectedEnd { .. } => {
+            "the architecture description ends early (the file is cut short or was not written by retroprop)".to_string()
+        }
+        DecodeError::OtherString(s) if s.contains("variant") => {
+            "it names a kind of layer this version of retroprop does not know (was the file written by a newer version?)".to_string()
+        }
+        DecodeError::LimitExceeded => {
+            "the architecture description is larger than any this version writes".to_string()
+        }
+        _ => "the architecture description is malformed".to_string(),
+    };
+    header_error(detail)
+}
+
+/// After a checksum mismatch: is the file only cut short? The header's declared length, and
+/// (if the header itself is whole and decodes) the parameter bytes it declares, give the
+/// length the file should have.
+fn truncation<T: Scalar>(bytes: &[u8]) -> Option<CheckpointError> {
+    let len = bytes.len();
+    let declared = u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?);
+    let header_len = usize::try_from(declared)
+        .ok()
+        .filter(|&h| h <= MAX_HEADER_BYTES)?;
+    let truncated = |needed: usize| CheckpointError::Truncated {
+        needed: needed as u64,
+        got: len as u64,
+    };
+    let header_end = PREFIX.checked_add(header_len)?;
+    if len < header_end + CHECKSUM {
+        return Some(truncated(header_end + CHECKSUM));
+    }
+    let (header, _): (Header, usize) =
+        bincode::serde::decode_from_slice(&bytes[PREFIX..header_end], bincode_config()).ok()?;
+    let mut params: usize = 0;
+    for e in &header.params {
+        let n = usize::try_from(e.rows.checked_mul(e.cols)?).ok()?;
+        params = params.checked_add(n.checked_mul(T::BYTES)?)?;
+    }
+    let needed = header_end.checked_add(params)?.checked_add(CHECKSUM)?;
+    (len < needed).then(|| truncated(needed))
 }
 
 fn header_error(detail: impl Into<String>) -> CheckpointError {
@@ -470,7 +554,9 @@ fn parse<T: Scalar>(bytes: &[u8]) -> Result<Parsed<'_>, CheckpointError> {
     let stored = u64::from_le_bytes(tail.try_into().expect("8 bytes"));
     let computed = fnv1a(body);
     if stored != computed {
-        return Err(CheckpointError::ChecksumMismatch { stored, computed });
+        // a file cut short is "truncated", not "corrupted": say which
+        return Err(truncation::<T>(bytes)
+            .unwrap_or(CheckpointError::ChecksumMismatch { stored, computed }));
     }
     let declared = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
     let available = (body.len() - PREFIX).min(MAX_HEADER_BYTES);
@@ -483,7 +569,7 @@ fn parse<T: Scalar>(bytes: &[u8]) -> Result<Parsed<'_>, CheckpointError> {
         })?;
     let (header, used): (Header, usize) =
         bincode::serde::decode_from_slice(&body[PREFIX..PREFIX + header_len], bincode_config())
-            .map_err(|e| header_error(e.to_string()))?;
+            .map_err(|e| undecodable_header(&e))?;
     if used != header_len {
         return Err(header_error(format!(
             "{} trailing header bytes",
@@ -632,9 +718,9 @@ pub fn load_into_bytes<T: Scalar>(
     {
         return Err(CheckpointError::ArchitectureMismatch {
             detail: format!(
-                "node #{k}: file has {:?}, model has {:?}",
-                parsed.header.architecture.get(k),
-                ours.get(k)
+                "layer #{k} (in pre-order) is {} in the file but {} in the model",
+                describe(parsed.header.architecture.get(k)),
+                describe(ours.get(k))
             ),
         });
     }

@@ -38,9 +38,12 @@ pub enum ModelError {
         /// The layer's name.
         layer: String,
     },
-    /// The data source is empty or its examples have another size than the model's input.
+    /// The data source holds no example.
+    #[error("the data set holds no example: there is nothing to train on or evaluate")]
+    EmptyData,
+    /// The data source's examples have another size than the model's input.
     #[error(
-        "data: {examples} examples of {features} features; the model takes {expected} features"
+        "the data's examples have {features} features ({examples} examples), but the model takes {expected}"
     )]
     Data {
         /// Examples in the source.

@@ -228,7 +228,10 @@ fn correct<T: Scalar>(logits: &DMatrix<T>, labels: &[usize]) -> usize {
 
 fn check_source<T: Scalar>(model: &Sequential<T>, data: &dyn Source<T>) -> Result<(), ModelError> {
     let expected = model.input_shape().len();
-    if data.is_empty() || data.features() != expected {
+    if data.is_empty() {
+        return Err(ModelError::EmptyData);
+    }
+    if data.features() != expected {
         return Err(ModelError::Data {
             examples: data.len(),
             features: data.features(),

@@ -390,6 +390,15 @@ fn every_truncation_is_a_typed_error() {
             "a file cut at {len} of {} bytes loaded",
             bytes.len()
         );
+        // past the magic number, a cut is reported as a truncation, not as corruption
+        if len >= 8 {
+            let err = r.unwrap_err();
+            assert!(
+                matches!(err, CheckpointError::Truncated { got, .. } if got == len as u64),
+                "cut at {len}: {err}"
+            );
+            assert!(err.to_string().contains("truncated"), "{err}");
+        }
     }
     assert!(checkpoint::from_bytes::<f32>(&bytes).is_ok());
 }
@@ -483,4 +492,22 @@ fn f32_training_step_matches_f64_to_f32_precision() {
         )
         .unwrap();
     assert!((oa.value - f64::from(ob.value)).abs() < 1e-6);
+}
+
+#[test]
+fn an_empty_data_set_is_said_to_be_empty() {
+    let mut net = mlp::<f64>(3, 4, 2, Init::Zeros).unwrap();
+    let empty = InMemory::new(DMatrix::zeros(3, 0), Vec::new(), 2).unwrap();
+    let mut sgd = Sgd::new(0.1).unwrap();
+    let r = fit(
+        &mut net,
+        &empty,
+        &CrossEntropy::default(),
+        &mut sgd,
+        &FitConfig::new(1, BatchSize::Mini(4)),
+        |_, _| ControlFlow::Continue(()),
+    );
+    let err = r.unwrap_err();
+    assert_eq!(err, ModelError::EmptyData);
+    assert!(err.to_string().contains("no example"), "{err}");
 }
