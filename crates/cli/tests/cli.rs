@@ -398,3 +398,72 @@ fn flags_and_numbers_are_named_in_plain_words() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Writes an IDX file: big-endian magic and dimensions, then the bytes.
+fn idx(path: &Path, magic: u32, dims: &[u32], data: &[u8]) {
+    let mut bytes = magic.to_be_bytes().to_vec();
+    for d in dims {
+        bytes.extend(d.to_be_bytes());
+    }
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn an_empty_test_set_and_bad_files_are_explained_without_a_panic() {
+    let dir = temp_dir("empty");
+    let run = dir.join("run");
+    let good = retroprop(&[
+        "train",
+        "--epochs",
+        "1",
+        "--limit",
+        "600",
+        "--hidden",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(good.status.success(), "{}", stderr(&good));
+    let ckpt = run.join("model.ckpt");
+    // t10k files holding no image: predict and eval say so (the debug build used to underflow)
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    idx(
+        &data.join("t10k-images-idx3-ubyte"),
+        0x803,
+        &[0, 28, 28],
+        &[],
+    );
+    idx(&data.join("t10k-labels-idx1-ubyte"), 0x801, &[0], &[]);
+    for command in [&["predict", "--index", "0"][..], &["eval"][..]] {
+        let mut args = command.to_vec();
+        args.extend([
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        let out = retroprop(&args);
+        assert!(!out.status.success());
+        let text = stderr(&out);
+        assert!(
+            text.contains("holds no image") && !text.contains("panicked"),
+            "{text}"
+        );
+    }
+    // a directory given as a checkpoint: its path once
+    let out = retroprop(&["eval", "--checkpoint", dir.to_str().unwrap()]);
+    let text = stderr(&out);
+    assert_eq!(text.matches(dir.to_str().unwrap()).count(), 1, "{text}");
+    // a truncated checkpoint is called truncated
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let cut = dir.join("cut.ckpt");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let text = stderr(&retroprop(&["eval", "--checkpoint", cut.to_str().unwrap()]));
+    assert!(
+        text.contains("truncated") && !text.contains("checksum"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,8 +1,8 @@
 //! Writes two small valid checkpoints into the directory given as the first argument: the seeds
 //! of the checkpoint fuzz target (`fuzz/make_seeds.sh` runs this).
 
-use retroprop_layers::{Conv2dConfig, Flatten, Init, MaxPool2dConfig, Relu};
 use retroprop_layers::{Conv2d, Dense, MaxPool2d, Shape};
+use retroprop_layers::{Conv2dConfig, Flatten, Init, MaxPool2dConfig, Relu};
 use retroprop_models::{Sequential, checkpoint, mlp};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

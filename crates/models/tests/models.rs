@@ -511,3 +511,32 @@ fn an_empty_data_set_is_said_to_be_empty() {
     assert_eq!(err, ModelError::EmptyData);
     assert!(err.to_string().contains("no example"), "{err}");
 }
+
+#[test]
+fn an_architecture_mismatch_names_both_layers() {
+    let saved = mlp::<f32>(5, 4, 3, Init::XavierUniform { seed: 1 }).unwrap();
+    let bytes = checkpoint::to_bytes(&saved).unwrap();
+    let mut other = mlp::<f32>(5, 6, 3, Init::XavierUniform { seed: 1 }).unwrap();
+    let err = checkpoint::load_into_bytes(&mut other, &bytes).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("Dense 5→4 in the file but Dense 5→6 in the model")
+            && !text.contains("Some("),
+        "{text}"
+    );
+}
+
+#[test]
+fn max_pool_and_conv_say_why_an_output_is_empty() {
+    let pool = retroprop_layers::MaxPool2dConfig::new((1, 2, 2), 3).output_size();
+    let text = pool.unwrap_err().to_string();
+    assert!(
+        text.contains("smaller than the kernel 3") && !text.contains("dilation"),
+        "{text}"
+    );
+    let conv = retroprop_layers::Conv2dConfig::new((1, 4, 4), 1, 3)
+        .dilation(2)
+        .output_size();
+    let text = conv.unwrap_err().to_string();
+    assert!(text.contains("dilation 2"), "{text}");
+}
