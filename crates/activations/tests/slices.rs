@@ -57,3 +57,19 @@ fn log_sum_exp_takes_the_limits_of_infinite_inputs() {
     slice::log_softmax_in_place(&mut x);
     assert!(x[0].is_nan() && x[1] == f64::NEG_INFINITY, "{x:?}");
 }
+
+#[test]
+fn the_log_softmax_vjp_is_the_transposed_jacobian_for_any_upstream_gradient() {
+    // g with Σg = 2.5 (not ±1, where g − S·Σg and g − S/Σg would agree)
+    let x = [0.3_f64, -1.2, 2.0, 0.5];
+    let g = [1.0_f64, -0.5, 2.0, 0.0];
+    let mut s = x;
+    slice::softmax_in_place(&mut s);
+    let mut out = [0.0_f64; 4];
+    slice::log_softmax_vjp(&s, &g, &mut out);
+    // J = I − 1 Sᵀ (row i: eᵢ − S), so (Jᵀ g)ⱼ = gⱼ − Sⱼ Σᵢ gᵢ
+    for j in 0..4 {
+        let want = g[j] - s[j] * 2.5;
+        assert!((out[j] - want).abs() < 1e-15, "{j}: {} vs {want}", out[j]);
+    }
+}

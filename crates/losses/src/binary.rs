@@ -88,6 +88,13 @@ pub struct Mse {
     pub reduction: Reduction,
 }
 
+impl Mse {
+    /// With this reduction.
+    pub fn new(reduction: Reduction) -> Self {
+        Self { reduction }
+    }
+}
+
 impl<T: Scalar> Loss<T> for Mse {
     fn name(&self) -> &'static str {
         "Mse"
@@ -132,6 +139,13 @@ impl<T: Scalar> Loss<T> for Mse {
 pub struct SigmoidMse {
     /// How the batch is reduced.
     pub reduction: Reduction,
+}
+
+impl SigmoidMse {
+    /// With this reduction.
+    pub fn new(reduction: Reduction) -> Self {
+        Self { reduction }
+    }
 }
 
 impl<T: Scalar> Loss<T> for SigmoidMse {
@@ -183,6 +197,13 @@ pub struct BceWithLogits {
     pub reduction: Reduction,
 }
 
+impl BceWithLogits {
+    /// With this reduction.
+    pub fn new(reduction: Reduction) -> Self {
+        Self { reduction }
+    }
+}
+
 impl<T: Scalar> Loss<T> for BceWithLogits {
     fn name(&self) -> &'static str {
         "BceWithLogits"
@@ -225,6 +246,13 @@ fn sigmoid_minus<T: Scalar>(z: T, y: T) -> T {
 pub struct BinaryCrossEntropy {
     /// How the batch is reduced.
     pub reduction: Reduction,
+}
+
+impl BinaryCrossEntropy {
+    /// With this reduction.
+    pub fn new(reduction: Reduction) -> Self {
+        Self { reduction }
+    }
 }
 
 impl<T: Scalar> Loss<T> for BinaryCrossEntropy {

@@ -310,3 +310,62 @@ fn cross_entropy_names_itself_and_takes_an_empty_batch() {
         .unwrap();
     assert!(out.per_example.is_empty() && out.value == 0.0);
 }
+
+#[test]
+fn every_loss_names_itself() {
+    let names: [(&dyn Loss<f64>, &str); 5] = [
+        (&CrossEntropy::default(), "CrossEntropy"),
+        (&Mse::default(), "Mse"),
+        (&SigmoidMse::default(), "SigmoidMse"),
+        (&BceWithLogits::default(), "BceWithLogits"),
+        (&BinaryCrossEntropy::default(), "BinaryCrossEntropy"),
+    ];
+    for (loss, name) in names {
+        assert_eq!(loss.name(), name);
+    }
+}
+
+#[test]
+fn mse_is_the_mean_over_outputs_of_the_squared_difference() {
+    // two outputs: L = ((1 − 3)² + (4 − 4.5)²)/2 = 2.125, ∂L/∂p = (2/2)(p − t) = [−2, −0.5]
+    let p = DMatrix::from_column_slice(2, 1, &[1.0, 4.0]);
+    let t = DMatrix::from_column_slice(2, 1, &[3.0, 4.5]);
+    let out = Mse::new(Reduction::Sum)
+        .evaluate(&p, Target::Dense(&t))
+        .unwrap();
+    assert_eq!(out.value, 2.125);
+    assert_eq!(out.grad.as_slice(), &[-2.0, -0.5]);
+    // no outputs and no examples: nothing to compute, no panic
+    let empty = DMatrix::<f64>::zeros(0, 0);
+    let out = Mse::default()
+        .evaluate(&empty, Target::Dense(&empty))
+        .unwrap();
+    assert!(out.per_example.is_empty());
+}
+
+#[test]
+fn binary_targets_may_equal_the_ends_of_their_range() {
+    // soft targets of exactly 0 and 1 are valid probabilities
+    let z = DMatrix::from_column_slice(1, 2, &[0.3, -0.2]);
+    let t = DMatrix::from_column_slice(1, 2, &[1.0, 0.0]);
+    assert!(
+        BceWithLogits::default()
+            .evaluate(&z, Target::Dense(&t))
+            .is_ok()
+    );
+}
+
+#[test]
+fn probabilities_outside_the_unit_interval_are_refused_where_they_are() {
+    // BinaryCrossEntropy takes probabilities: 1.5 at row 1 of example 2 is refused there
+    let mut p = DMatrix::from_element(2, 3, 0.5);
+    p[(1, 2)] = 1.5;
+    let t = DMatrix::from_element(2, 3, 1.0);
+    let err = BinaryCrossEntropy::default()
+        .evaluate(&p, Target::Dense(&t))
+        .unwrap_err();
+    assert!(
+        matches!(err, LossError::TargetOutOfRange { index: 2, row: 1, value, .. } if value == 1.5),
+        "{err:?}"
+    );
+}

@@ -1,0 +1,83 @@
+//! The plain facts of the layers, tested in this crate (mutation testing runs each crate's own
+//! tests): names, shapes, parameter visiting, `backward_params` against `backward`, and a
+//! max-pool whose window is wider than its input.
+
+use nalgebra::DMatrix;
+use retroprop_layers::{
+    Conv2d, Conv2dConfig, Dense, Flatten, Init, Layer, LayerError, MaxPool2d, MaxPool2dConfig,
+    Relu, Shape, Sigmoid, Softmax, Softplus, Standardize, Tanh,
+};
+
+#[test]
+fn every_layer_names_itself() {
+    let conv = Conv2d::<f64>::new(Conv2dConfig::new((1, 4, 4), 2, 3), Init::Zeros).unwrap();
+    let pool = MaxPool2d::<f64>::new(MaxPool2dConfig::new((1, 4, 4), 2)).unwrap();
+    let layers: Vec<(Box<dyn Layer<f64>>, &str)> = vec![
+        (Box::new(Dense::new(3, 2, Init::Zeros).unwrap()), "Dense"),
+        (Box::new(Softplus::new()), "Softplus"),
+        (Box::new(Sigmoid::new()), "Sigmoid"),
+        (Box::new(Tanh::new()), "Tanh"),
+        (Box::new(Relu::new()), "Relu"),
+        (Box::new(Softmax::new()), "Softmax"),
+        (Box::new(Flatten::new()), "Flatten"),
+        (Box::new(Standardize::new(0.5, 2.0).unwrap()), "Standardize"),
+        (Box::new(conv), "Conv2d"),
+        (Box::new(pool), "MaxPool2d"),
+    ];
+    for (layer, name) in layers {
+        assert_eq!(layer.name(), name);
+    }
+}
+
+#[test]
+fn dense_knows_its_sizes_shapes_and_parameters() {
+    let mut dense = Dense::<f64>::new(3, 2, Init::XavierUniform { seed: 1 }).unwrap();
+    assert_eq!((dense.d_in(), dense.d_out()), (3, 2));
+    assert_eq!(dense.output_shape(Shape::flat(3)), Ok(Shape::flat(2)));
+    assert!(matches!(
+        dense.output_shape(Shape::flat(4)),
+        Err(LayerError::InputShape { .. })
+    ));
+    let mut seen = Vec::new();
+    dense.visit_params(&mut |path, p| seen.push((path.to_string(), p.value().shape())));
+    assert_eq!(
+        seen,
+        vec![("weight".to_string(), (2, 3)), ("bias".to_string(), (2, 1))]
+    );
+    let mut count = 0;
+    dense.visit_params_mut(&mut |_, p| {
+        p.value_mut().fill(1.0);
+        count += 1;
+    });
+    assert_eq!(count, 2);
+    assert!(dense.weight().value().iter().all(|&v| v == 1.0));
+    assert_eq!(dense.param_count(), 8);
+}
+
+#[test]
+fn backward_params_adds_the_gradients_backward_adds() {
+    let x = DMatrix::from_fn(3, 4, |i, j| (i as f64) - 0.5 * (j as f64));
+    let g = DMatrix::from_fn(2, 4, |i, j| 0.25 * (i as f64 + 1.0) * (j as f64 - 1.5));
+    let mut a = Dense::<f64>::new(3, 2, Init::XavierUniform { seed: 2 }).unwrap();
+    let mut b = a.clone();
+    a.forward(&x).unwrap();
+    a.backward(&g).unwrap();
+    b.forward(&x).unwrap();
+    b.backward_params(&g).unwrap();
+    assert_eq!(a.weight().grad(), b.weight().grad());
+    assert_eq!(a.bias().grad(), b.bias().grad());
+    assert!(b.weight().grad().iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn a_pool_window_wider_than_its_input_with_padding_takes_the_maximum() {
+    // 3 columns, a 7-wide window padded by 3: every window holds the whole row
+    let cfg = MaxPool2dConfig::new((1, 1, 3), (1, 7))
+        .stride(1)
+        .padding((0, 3));
+    let pool = MaxPool2d::<f64>::new(cfg).unwrap();
+    let y = pool
+        .infer(&DMatrix::from_column_slice(3, 1, &[2.0, 5.0, 1.0]))
+        .unwrap();
+    assert_eq!(y.as_slice(), &[5.0, 5.0, 5.0]);
+}
