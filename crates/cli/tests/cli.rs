@@ -25,6 +25,24 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Trains the smallest useful MLP (one epoch on 600 images, 8 hidden units) into `out` and
+/// returns its checkpoint.
+fn small_run(out: &Path) -> PathBuf {
+    let good = retroprop(&[
+        "train",
+        "--epochs",
+        "1",
+        "--limit",
+        "600",
+        "--hidden",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(good.status.success(), "{}", stderr(&good));
+    out.join("model.ckpt")
+}
+
 #[test]
 fn summary_of_the_homework_cnn_answers_question_3() {
     let out = retroprop(&["summary", "--model", "homework-cnn"]);
@@ -215,12 +233,7 @@ fn a_diverging_run_keeps_the_good_model_and_exits_non_zero() {
 #[test]
 fn predict_with_a_huge_index_is_an_error_not_a_panic() {
     let dir = temp_dir("index");
-    let out_dir = dir.to_str().unwrap();
-    let good = retroprop(&[
-        "train", "--epochs", "1", "--limit", "600", "--hidden", "8", "--out", out_dir,
-    ]);
-    assert!(good.status.success(), "{}", stderr(&good));
-    let ckpt = dir.join("model.ckpt");
+    let ckpt = small_run(&dir);
     let out = retroprop(&[
         "predict",
         "--checkpoint",
@@ -316,18 +329,7 @@ fn what_would_not_fit_in_memory_is_refused_before_allocating() {
 fn eval_and_predict_need_only_the_test_files() {
     let dir = temp_dir("testonly");
     let out_dir = dir.join("run");
-    let good = retroprop(&[
-        "train",
-        "--epochs",
-        "1",
-        "--limit",
-        "600",
-        "--hidden",
-        "8",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    assert!(good.status.success(), "{}", stderr(&good));
+    let ckpt = small_run(&out_dir);
     // a data directory with the two t10k files only (and a broken training label file)
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -336,7 +338,6 @@ fn eval_and_predict_need_only_the_test_files() {
         std::fs::copy(shipped.join(f), data.join(f)).unwrap();
     }
     std::fs::write(data.join("train-labels-idx1-ubyte"), b"broken").unwrap();
-    let ckpt = out_dir.join("model.ckpt");
     let eval = retroprop(&[
         "eval",
         "--checkpoint",
@@ -412,20 +413,7 @@ fn idx(path: &Path, magic: u32, dims: &[u32], data: &[u8]) {
 #[test]
 fn an_empty_test_set_and_bad_files_are_explained_without_a_panic() {
     let dir = temp_dir("empty");
-    let run = dir.join("run");
-    let good = retroprop(&[
-        "train",
-        "--epochs",
-        "1",
-        "--limit",
-        "600",
-        "--hidden",
-        "8",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
-    assert!(good.status.success(), "{}", stderr(&good));
-    let ckpt = run.join("model.ckpt");
+    let ckpt = small_run(&dir.join("run"));
     // t10k files holding no image: predict and eval say so (the debug build used to underflow)
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();

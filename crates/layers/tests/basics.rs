@@ -81,3 +81,12 @@ fn a_pool_window_wider_than_its_input_with_padding_takes_the_maximum() {
         .unwrap();
     assert_eq!(y.as_slice(), &[5.0, 5.0, 5.0]);
 }
+
+#[test]
+fn a_pool_window_exactly_as_wide_as_its_input_takes_the_row_maximum() {
+    // 3 columns, a 3-wide window, no padding: one output column, on the general path
+    let cfg = MaxPool2dConfig::new((1, 2, 3), (1, 3)).stride(1);
+    let pool = MaxPool2d::<f64>::new(cfg).unwrap();
+    let x = DMatrix::from_column_slice(6, 1, &[2.0, 5.0, 1.0, -1.0, -3.0, 0.5]);
+    assert_eq!(pool.infer(&x).unwrap().as_slice(), &[5.0, 0.5]);
+}
