@@ -140,14 +140,9 @@ fn log_sum_exp_split<T: Scalar>(x: &[T]) -> Option<(T, T)> {
 /// entry keeps its digits: `log_softmax([50, −50])₀ = −3.72·10⁻⁴⁴`, not 0). Does nothing on an
 /// empty slice.
 pub fn log_softmax_in_place<T: Scalar>(x: &mut [T]) {
+    // an infinite maximum comes with ln(1 + r) = 0, so this also gives the limits xᵢ − ∞
+    // (and ∞ − ∞ = NaN for the infinite entries themselves)
     if let Some((m, log1p_rest)) = log_sum_exp_split(x) {
-        if m == T::INFINITY || m == T::NEG_INFINITY {
-            // the limits: xᵢ − ∞ (or −∞ − (−∞) = NaN, as before)
-            for v in x.iter_mut() {
-                *v -= m;
-            }
-            return;
-        }
         for v in x.iter_mut() {
             *v = (*v - m) - log1p_rest;
         }
