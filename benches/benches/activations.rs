@@ -40,6 +40,18 @@ fn softmax_columns(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         );
     });
+    // what the Softmax layer runs: the probabilities, without the log-sum-exp
+    c.bench_function("activations/softmax_probabilities/10x128/f32", |b| {
+        b.iter_batched_ref(
+            || x.clone(),
+            |m| {
+                for col in m.as_mut_slice().chunks_exact_mut(10) {
+                    slice::softmax_in_place_split(col);
+                }
+            },
+            criterion::BatchSize::SmallInput,
+        );
+    });
 }
 
 criterion_group!(benches, softplus_sigmoid, softmax_columns);

@@ -25,15 +25,24 @@ pub fn sigmoid_into<T: Scalar>(x: &[T], out: &mut [T]) {
     T::sigmoid_into(x, out);
 }
 
-/// Largest entry, ignoring NaN; `None` if there is no non-NaN entry.
-fn max_ignoring_nan<T: Scalar>(x: &[T]) -> Option<T> {
-    let mut m: Option<T> = None;
-    for &v in x {
-        if !is_nan(v) && m.is_none_or(|m| v > m) {
-            m = Some(v);
+/// Largest entry ignoring NaN, and the index of its first occurrence; `None` if there is no
+/// non-NaN entry.
+fn max_ignoring_nan<T: Scalar>(x: &[T]) -> Option<(usize, T)> {
+    let mut m: Option<(usize, T)> = None;
+    for (j, &v) in x.iter().enumerate() {
+        if !is_nan(v) && m.is_none_or(|(_, m)| v > m) {
+            m = Some((j, v));
         }
     }
     m
+}
+
+/// `Σ_{j ≠ k} xⱼ`.
+fn sum_except<T: Scalar>(x: &[T], k: usize) -> T {
+    x[..k]
+        .iter()
+        .chain(&x[k + 1..])
+        .fold(T::zero(), |acc, &v| acc + v)
 }
 
 /// Softmax in place, returning the log-sum-exp of the original values.
@@ -50,15 +59,17 @@ fn max_ignoring_nan<T: Scalar>(x: &[T]) -> Option<T> {
 /// inputs take their limits: entries equal to `+∞` share the mass equally; if all are `−∞` the
 /// result is uniform and LSE is `−∞`.
 pub fn softmax_in_place<T: Scalar>(x: &mut [T]) -> Option<T> {
-    softmax_in_place_split(x).map(|(m, log1p_rest)| m + log1p_rest)
+    softmax_in_place_split(x).map(|(m, rest)| m + rest.ln_1p())
 }
 
-/// As [`softmax_in_place`], returning the log-sum-exp in two parts `(m, ln(1 + r))` whose sum
-/// it is (`m` the maximum, `r` the sum of the other terms `e^(xⱼ − m)`).
+/// As [`softmax_in_place`], returning the parts of the log-sum-exp instead of the sum:
+/// `(m, r)` with `m` the maximum and `r = Σ_{j ≠ k} e^(xⱼ − m)` the other terms, so that
+/// `LSE(x) = m + ln(1 + r)`.
 ///
-/// A loss `LSE(x) − x_y` is `(m − x_y) + ln(1 + r)`: computed so, it keeps its digits when
-/// `x_y` is the maximum and `r` is tiny (`m + ln(1 + r)` would round to `m`). The
-/// cross-entropy uses it.
+/// No logarithm is taken: a caller that needs only the probabilities (the `Softmax` layer)
+/// pays for none, and a loss `LSE(x) − x_y` computes `(m − x_y) + ln_1p(r)`, which keeps its
+/// digits when `x_y` is the maximum and `r` is tiny (`m + ln(1 + r)` would round to `m`). The
+/// cross-entropy does.
 pub fn softmax_in_place_split<T: Scalar>(x: &mut [T]) -> Option<(T, T)> {
     if x.is_empty() {
         return None;
@@ -67,7 +78,7 @@ pub fn softmax_in_place_split<T: Scalar>(x: &mut [T]) -> Option<(T, T)> {
         x.fill(T::NAN);
         return Some((T::NAN, T::NAN));
     }
-    let m = max_ignoring_nan(x)?;
+    let (k, m) = max_ignoring_nan(x)?;
     if m == T::INFINITY || m == T::NEG_INFINITY {
         let count = x.iter().filter(|&&v| v == m).count();
         let share = T::one() / T::lit(count as f64);
@@ -76,31 +87,18 @@ pub fn softmax_in_place_split<T: Scalar>(x: &mut [T]) -> Option<(T, T)> {
         }
         return Some((m, T::zero()));
     }
-    let k = first_index_of(x, m);
     for v in x.iter_mut() {
         *v -= m;
     }
     T::exp_in_place(x);
-    let sum = x.iter().fold(T::zero(), |acc, &v| acc + v);
-    // the arg-max term is e⁰ = 1 exactly; the others, summed apart, keep their digits in ln_1p
+    // the arg-max term is e⁰ = 1 exactly; the others, summed apart, keep their digits in ln_1p,
+    // and the normaliser is 1 + r (one pass over the terms, as a plain sum would be)
     let rest = sum_except(x, k);
+    let sum = T::one() + rest;
     for v in x.iter_mut() {
         *v /= sum;
     }
-    Some((m, rest.ln_1p()))
-}
-
-/// Index of the first entry equal to `m` (one exists: `m` is the maximum).
-fn first_index_of<T: Scalar>(x: &[T], m: T) -> usize {
-    x.iter().position(|&v| v == m).unwrap_or(0)
-}
-
-/// `Σ_{j ≠ k} xⱼ`.
-fn sum_except<T: Scalar>(x: &[T], k: usize) -> T {
-    x.iter()
-        .enumerate()
-        .filter(|&(j, _)| j != k)
-        .fold(T::zero(), |acc, (_, &v)| acc + v)
+    Some((m, rest))
 }
 
 /// Log-sum-exp `LSE(x) = ln Σⱼ e^(xⱼ)`, computed as `m + ln_1p(Σ_{j ≠ k} e^(xⱼ − m))` with
@@ -122,16 +120,14 @@ fn log_sum_exp_split<T: Scalar>(x: &[T]) -> Option<(T, T)> {
     if x.iter().any(|&v| is_nan(v)) {
         return Some((T::NAN, T::NAN));
     }
-    let m = max_ignoring_nan(x)?;
+    let (k, m) = max_ignoring_nan(x)?;
     if m == T::INFINITY || m == T::NEG_INFINITY {
         return Some((m, T::zero()));
     }
-    let k = first_index_of(x, m);
-    let rest = x
+    let rest = x[..k]
         .iter()
-        .enumerate()
-        .filter(|&(j, _)| j != k)
-        .fold(T::zero(), |acc, (_, &v)| acc + (v - m).exp());
+        .chain(&x[k + 1..])
+        .fold(T::zero(), |acc, &v| acc + (v - m).exp());
     Some((m, rest.ln_1p()))
 }
 

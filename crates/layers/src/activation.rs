@@ -216,7 +216,8 @@ activation_layer!(
 impl<T: Scalar> Softmax<T> {
     fn apply(x: &DMatrix<T>) -> (DMatrix<T>, DMatrix<T>) {
         let s = map_columns(x, |col| {
-            slice::softmax_in_place(col);
+            // the probabilities only: no log-sum-exp is needed here
+            slice::softmax_in_place_split(col);
         });
         (s.clone(), s)
     }

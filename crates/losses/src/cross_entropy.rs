@@ -82,18 +82,18 @@ impl<T: Scalar> Loss<T> for CrossEntropy {
                 .enumerate()
             {
                 // LSE = max + ln(1 + r), kept in two parts so that LSE − oᵃ_y does not cancel
-                let (max, log1p_rest) =
+                let (max, rest) =
                     slice::softmax_in_place_split(g).unwrap_or((T::NEG_INFINITY, T::zero()));
+                let log1p_rest = rest.ln_1p();
                 match target {
                     Target::Labels(labels) => {
                         let y = labels[j];
                         per_example.push((max - o[y]) + log1p_rest);
                         // oˢ_y − 1 = −Σ_{k≠y} oˢ_k: no cancellation when oˢ_y rounds to 1
-                        let others = g
+                        let others = g[..y]
                             .iter()
-                            .enumerate()
-                            .filter(|&(k, _)| k != y)
-                            .fold(T::zero(), |acc, (_, &v)| acc + v);
+                            .chain(&g[y + 1..])
+                            .fold(T::zero(), |acc, &v| acc + v);
                         g[y] = -others;
                     }
                     Target::Dense(c) => {

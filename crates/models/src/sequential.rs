@@ -130,7 +130,8 @@ impl<T: Scalar> Sequential<T> {
         let rows = p.nrows();
         if rows > 0 {
             for col in p.as_mut_slice().chunks_exact_mut(rows) {
-                slice::softmax_in_place(col);
+                // the probabilities only: no log-sum-exp is needed here
+                slice::softmax_in_place_split(col);
             }
         }
         Ok(p)
