@@ -455,3 +455,39 @@ fn an_empty_test_set_and_bad_files_are_explained_without_a_panic() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn test_images_of_the_wrong_size_are_refused_before_training() {
+    let dir = temp_dir("testsize");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist");
+    for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
+        std::fs::copy(shipped.join(f), data.join(f)).unwrap();
+    }
+    // two test images of 14×14 instead of 28×28
+    idx(
+        &data.join("t10k-images-idx3-ubyte"),
+        0x803,
+        &[2, 14, 14],
+        &[0; 2 * 196],
+    );
+    idx(&data.join("t10k-labels-idx1-ubyte"), 0x801, &[2], &[3, 4]);
+    let out = retroprop(&[
+        "train",
+        "--limit",
+        "600",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        dir.join("run").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("14×14") && text.contains("784"), "{text}");
+    assert!(
+        !stdout(&out).contains("epoch") && !text.contains("epoch  1"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

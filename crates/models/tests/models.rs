@@ -540,3 +540,46 @@ fn max_pool_and_conv_say_why_an_output_is_empty() {
     let text = conv.unwrap_err().to_string();
     assert!(text.contains("dilation 2"), "{text}");
 }
+
+/// 64-bit FNV-1a, the checkpoint's checksum (to forge files whose checksum is valid).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn with_checksum(mut body: Vec<u8>) -> Vec<u8> {
+    let sum = fnv1a(&body);
+    body.extend(sum.to_le_bytes());
+    body
+}
+
+#[test]
+fn an_undecodable_header_is_described_not_dumped() {
+    let bytes =
+        checkpoint::to_bytes(&mlp::<f32>(5, 4, 3, Init::XavierUniform { seed: 1 }).unwrap())
+            .unwrap();
+    let body = bytes[..bytes.len() - 8].to_vec();
+    // header: "f32" (a length byte and 3 bytes), the node count, then the first node's kind:
+    // make it a kind no version has written
+    let mut unknown_kind = body.clone();
+    unknown_kind[20 + 1 + 3 + 1] = 200;
+    // and a header whose declared length stops one byte short
+    let mut short = body;
+    let declared = u64::from_le_bytes(short[12..20].try_into().unwrap());
+    short[12..20].copy_from_slice(&(declared - 1).to_le_bytes());
+    for (forged, says) in [(unknown_kind, "does not know"), (short, "")] {
+        let err = checkpoint::from_bytes::<f32>(&with_checksum(forged)).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, CheckpointError::Header { .. }), "{err:?}");
+        assert!(text.contains(says), "{text}");
+        for internal in [
+            "UnexpectedEnd",
+            "OtherString",
+            "variant index",
+            "additional",
+        ] {
+            assert!(!text.contains(internal), "{text}");
+        }
+    }
+}
