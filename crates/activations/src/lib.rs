@@ -46,6 +46,11 @@ mod scalar;
 pub mod slice;
 pub mod vector;
 
+/// The nalgebra this crate is built with: `retroprop_activations::nalgebra::DMatrix` is the
+/// matrix type every retroprop API takes, so a downstream crate needs no matching pin of its
+/// own.
+pub use nalgebra;
+
 pub use error::ActivationError;
 pub use pointwise::{
     RELU_PRIME_AT_ZERO, heaviside, indicator, log_sigmoid, relu, relu_prime, sigmoid,

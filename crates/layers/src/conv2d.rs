@@ -703,6 +703,67 @@ impl<T: Scalar> Conv2d<T> {
         })
     }
 
+    /// A convolution with the given kernels (and bias, if the configuration has one).
+    ///
+    /// `weight` is `C_out × (C_in·kh·kw)`: row `o` is kernel `o`, its taps in `(c, u, v)` order
+    /// — PyTorch's `[C_out, C_in, kH, kW]` weight with each output channel's block flattened
+    /// row-major. `bias` is `C_out × 1`, or `None` for a configuration `without_bias()`.
+    ///
+    /// ```
+    /// use retroprop_layers::{Conv2d, Conv2dConfig, Layer, nalgebra::DMatrix};
+    ///
+    /// // one 2×2 kernel that sums its window, on a 1×2×2 image, bias 0.5
+    /// let cfg = Conv2dConfig::new((1, 2, 2), 1, 2);
+    /// let conv = Conv2d::from_params(
+    ///     cfg,
+    ///     DMatrix::from_element(1, 4, 1.0),
+    ///     Some(DMatrix::from_element(1, 1, 0.5)),
+    /// )
+    /// .unwrap();
+    /// let y = conv.infer(&DMatrix::from_column_slice(4, 1, &[1.0, 2.0, 3.0, 4.0])).unwrap();
+    /// assert_eq!(y[0], 10.5);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Conv2d::new`] for the configuration; [`LayerError::ParamShape`] if `weight` or
+    /// `bias` has another shape, or if a bias is given (or missing) against the configuration.
+    pub fn from_params(
+        config: Conv2dConfig,
+        weight: DMatrix<T>,
+        bias: Option<DMatrix<T>>,
+    ) -> Result<Self, LayerError> {
+        let geo = Geometry::new(&config)?;
+        let c_out = config.out_channels;
+        let shape_error = |param, rows, cols, got: (usize, usize)| LayerError::ParamShape {
+            layer: NAME,
+            param,
+            expected_rows: rows,
+            expected_cols: cols,
+            got_rows: got.0,
+            got_cols: got.1,
+        };
+        if weight.shape() != (c_out, geo.k) {
+            return Err(shape_error("weight", c_out, geo.k, weight.shape()));
+        }
+        let bias = match (config.bias, bias) {
+            (Bias::Learned, Some(b)) if b.shape() == (c_out, 1) => {
+                Some(Param::new("bias", ParamKind::Bias, b))
+            }
+            (Bias::Learned, Some(b)) => return Err(shape_error("bias", c_out, 1, b.shape())),
+            (Bias::Learned, None) => return Err(shape_error("bias", c_out, 1, (0, 0))),
+            (Bias::Without, None) => None,
+            (Bias::Without, Some(b)) => return Err(shape_error("bias", 0, 0, b.shape())),
+        };
+        Ok(Self {
+            config,
+            geo,
+            weight: Param::new("weight", ParamKind::Weight, weight),
+            bias,
+            input: None,
+            scratch: Vec::new(),
+        })
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Conv2dConfig {
         &self.config

@@ -56,6 +56,9 @@ mod shape;
 mod standardize;
 pub mod team;
 
+/// The nalgebra this crate is built with (see `retroprop_activations::nalgebra`).
+pub use retroprop_activations::nalgebra;
+
 pub use activation::{Relu, Sigmoid, Softmax, Softplus, Tanh};
 pub use conv1d::{ConvMode, convolve1d};
 pub use conv2d::{Bias, Conv2d, Conv2dConfig, Hw, output_size};

@@ -167,6 +167,21 @@ impl<T: Scalar> MaxPool2d<T> {
         &self.config
     }
 
+    /// The winners of the last `forward`: for each example in turn and each output (in
+    /// `C × H_out × W_out` order), the index within the example's input of the value that won
+    /// the window (the first maximum in scan order). `None` before any `forward`.
+    ///
+    /// ```
+    /// use retroprop_layers::{Layer, MaxPool2d, MaxPool2dConfig, nalgebra::DMatrix};
+    ///
+    /// let mut pool = MaxPool2d::<f64>::new(MaxPool2dConfig::new((1, 2, 2), 2)).unwrap();
+    /// pool.forward(&DMatrix::from_column_slice(4, 1, &[1.0, 7.0, 3.0, 7.0])).unwrap();
+    /// assert_eq!(pool.argmax(), Some(&[1u32][..])); // the first 7 wins
+    /// ```
+    pub fn argmax(&self) -> Option<&[u32]> {
+        self.argmax.as_ref().map(|(arg, _)| arg.as_slice())
+    }
+
     fn in_len(&self) -> usize {
         self.config.input_shape().len()
     }

@@ -90,3 +90,34 @@ fn a_pool_window_exactly_as_wide_as_its_input_takes_the_row_maximum() {
     let x = DMatrix::from_column_slice(6, 1, &[2.0, 5.0, 1.0, -1.0, -3.0, 0.5]);
     assert_eq!(pool.infer(&x).unwrap().as_slice(), &[5.0, 0.5]);
 }
+
+#[test]
+fn a_convolution_from_given_kernels_computes_what_the_drawn_one_does() {
+    let cfg = Conv2dConfig::new((2, 5, 5), 3, 3).padding(1);
+    let drawn = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed: 4 }).unwrap();
+    let given = Conv2d::from_params(
+        cfg,
+        drawn.weight().value().clone(),
+        drawn.bias().map(|b| b.value().clone()),
+    )
+    .unwrap();
+    let x = DMatrix::from_fn(50, 2, |i, j| (i as f64 * 0.1 - 2.0) * (j as f64 + 1.0));
+    assert_eq!(drawn.infer(&x).unwrap(), given.infer(&x).unwrap());
+    // wrong shapes and a bias against the configuration are typed errors
+    let w = drawn.weight().value().clone();
+    assert!(matches!(
+        Conv2d::from_params(cfg, DMatrix::<f64>::zeros(3, 17), None),
+        Err(LayerError::ParamShape {
+            param: "weight",
+            ..
+        })
+    ));
+    assert!(matches!(
+        Conv2d::from_params(cfg, w.clone(), None),
+        Err(LayerError::ParamShape { param: "bias", .. })
+    ));
+    assert!(matches!(
+        Conv2d::from_params(cfg.without_bias(), w, Some(DMatrix::zeros(3, 1))),
+        Err(LayerError::ParamShape { param: "bias", .. })
+    ));
+}

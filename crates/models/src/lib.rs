@@ -49,6 +49,10 @@ mod train;
 
 pub use builders::{MNIST_MEAN, MNIST_STD, homework_cnn, mlp, mnist_cnn, mnist_mlp};
 pub use checkpoint::CheckpointError;
+/// The nalgebra this crate is built with: `retroprop_models::nalgebra::DMatrix` is the matrix
+/// type of every retroprop API, without a matching version pin in the user's manifest.
+pub use retroprop_activations::nalgebra;
+
 pub use error::ModelError;
 pub use memory::MemoryEstimate;
 pub use retroprop_layers::{Init, Layer, Shape};
