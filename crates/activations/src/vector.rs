@@ -122,6 +122,24 @@ pub fn log_sum_exp<'a, T: Scalar>(x: impl Into<DVectorView<'a, T>>) -> Result<T,
     })
 }
 
+/// Entropy of a probability vector, `H(p) = −Σᵢ pᵢ ln pᵢ` (with `0 ln 0 = 0`), in nats: the
+/// measure of question 1i — `S(αx)` has lower entropy for `α > 1` (sharper), higher for
+/// `0 < α < 1` (flatter), and `ln n`, the maximum, at `α = 0`.
+///
+/// ```
+/// use nalgebra::DVector;
+/// use retroprop_activations::vector::entropy;
+///
+/// let uniform = DVector::from_element(4, 0.25_f64);
+/// assert!((entropy(&uniform) - 4.0_f64.ln()).abs() < 1e-15);
+/// assert_eq!(entropy(&DVector::from_vec(vec![1.0_f64, 0.0])), 0.0);
+/// ```
+pub fn entropy<'a, T: Scalar>(p: impl Into<DVectorView<'a, T>>) -> T {
+    p.into().iter().fold(T::zero(), |acc, &v| {
+        if v > T::zero() { acc - v * v.ln() } else { acc }
+    })
+}
+
 /// Jacobian of the softmax (questions 1j/1k):
 ///
 /// ```text

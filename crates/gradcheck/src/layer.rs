@@ -219,7 +219,10 @@ fn max_deviation<'a>(
 ///    per-example ones, column by column);
 /// 3. `zero_grad` really zeroes every parameter gradient;
 /// 4. calling `backward` twice after one `forward` accumulates twice;
-/// 5. `backward` before any `forward` is `Err(LayerError::NoForwardCache)`.
+/// 5. `backward` before any `forward` is `Err(LayerError::NoForwardCache)`;
+/// 6. `infer(x)` equals `forward(x)` (the inference path computes the same function);
+/// 7. `backward_params(g)` adds exactly the parameter gradients `backward(g)` adds (it may only
+///    skip `dL/dx`).
 ///
 /// `make` builds a fresh layer (or fails with the constructor's error); it is called twice and
 /// must build the same layer each time (use a fixed seed). `x` should have at least two columns
@@ -325,6 +328,50 @@ pub fn conformance<L: Layer<f64>>(
         passed: worst_acc <= REASSOCIATION_TOL,
         worst_error: worst_acc,
         detail: format!("largest deviation of the second pass from 2× the first: {worst_acc:.2e}"),
+    });
+
+    // 6. infer = forward
+    let inferred = layer.infer(x)?;
+    let forwarded = layer.forward(x)?;
+    let worst_infer = if inferred.shape() == forwarded.shape() {
+        max_deviation(inferred.iter(), forwarded.iter())
+    } else {
+        f64::INFINITY
+    };
+    clauses.push(Clause {
+        name: "infer equals forward",
+        passed: worst_infer <= REASSOCIATION_TOL,
+        worst_error: worst_infer,
+        detail: format!(
+            "infer {:?}, forward {:?}; largest deviation {worst_infer:.2e}",
+            inferred.shape(),
+            forwarded.shape()
+        ),
+    });
+
+    // 7. backward_params adds the parameter gradients of backward
+    layer.zero_grad();
+    layer.forward(x)?;
+    layer.backward(&g)?;
+    let by_backward = param_grads(&layer);
+    layer.zero_grad();
+    layer.forward(x)?;
+    layer.backward_params(&g)?;
+    let by_params = param_grads(&layer);
+    let worst_bp = if by_backward.len() == by_params.len() {
+        by_backward
+            .iter()
+            .zip(&by_params)
+            .map(|(a, b)| max_deviation(a.iter(), b.iter()))
+            .fold(0.0, f64::max)
+    } else {
+        f64::INFINITY
+    };
+    clauses.push(Clause {
+        name: "backward_params adds what backward adds",
+        passed: worst_bp <= REASSOCIATION_TOL,
+        worst_error: worst_bp,
+        detail: format!("largest deviation of the parameter gradients: {worst_bp:.2e}"),
     });
 
     Ok(Conformance { gradients, clauses })

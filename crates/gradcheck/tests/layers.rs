@@ -324,3 +324,71 @@ proptest! {
         prop_assert!(report.passed(), "{report}");
     }
 }
+
+/// A dense layer whose inference path or `backward_params` breaks the contract.
+struct Misbehaving {
+    inner: Dense<f64>,
+    infer_scaled: bool,
+    params_skip_bias: bool,
+}
+
+impl Layer<f64> for Misbehaving {
+    fn name(&self) -> &'static str {
+        "Misbehaving"
+    }
+    fn spec(&self) -> retroprop_layers::LayerSpec {
+        self.inner.spec()
+    }
+    fn output_shape(&self, s: Shape) -> Result<Shape, LayerError> {
+        self.inner.output_shape(s)
+    }
+    fn forward(&mut self, x: &DMatrix<f64>) -> Result<DMatrix<f64>, LayerError> {
+        self.inner.forward(x)
+    }
+    fn backward(&mut self, g: &DMatrix<f64>) -> Result<DMatrix<f64>, LayerError> {
+        self.inner.backward(g)
+    }
+    fn backward_params(&mut self, g: &DMatrix<f64>) -> Result<(), LayerError> {
+        self.inner.backward_params(g)?;
+        if self.params_skip_bias {
+            self.inner.bias_mut().grad_mut().fill(0.0);
+        }
+        Ok(())
+    }
+    fn infer(&self, x: &DMatrix<f64>) -> Result<DMatrix<f64>, LayerError> {
+        let y = self.inner.infer(x)?;
+        Ok(if self.infer_scaled { y * 1.5 } else { y })
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &retroprop_layers::Param<f64>)) {
+        self.inner.visit_params(f);
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut retroprop_layers::Param<f64>)) {
+        self.inner.visit_params_mut(f);
+    }
+}
+
+#[test]
+fn conformance_fails_an_inference_path_or_a_backward_params_that_differs() {
+    let x = random(4, 3, -1.0, 1.0, 8);
+    for (infer_scaled, params_skip_bias, clause) in [
+        (true, false, "infer equals forward"),
+        (false, true, "backward_params adds what backward adds"),
+    ] {
+        let make = || {
+            Ok(Misbehaving {
+                inner: Dense::new(4, 2, Init::XavierUniform { seed: 5 })?,
+                infer_scaled,
+                params_skip_bias,
+            })
+        };
+        let result = conformance(make, &x, &Config::default()).unwrap();
+        assert!(!result.passed(), "{result}");
+        let failed: Vec<&str> = result
+            .clauses
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(failed, vec![clause], "{result}");
+    }
+}

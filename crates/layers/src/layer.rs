@@ -21,6 +21,12 @@ use crate::{Conv2dConfig, LayerError, MaxPool2dConfig, Param, Shape};
 /// 4. `backward` before any `forward` is [`LayerError::NoForwardCache`].
 /// 5. [`infer`](Layer::infer) computes the same `y` as `forward` without touching the training
 ///    state (`&self`), so evaluation never disturbs a pending backward pass.
+/// 6. [`backward_params`](Layer::backward_params) adds exactly the parameter gradients of
+///    `backward`; it may only skip computing `dL/dx`.
+///
+/// A layer instance appears once in a network: its forward cache is its own, so the same
+/// instance used twice would have its first cache overwritten before the backward pass (share
+/// weights by copying them, not by reusing the instance).
 ///
 /// The trait is object-safe: networks are built from `Box<dyn Layer<T>>`, and `Box<dyn
 /// Layer<T>>` is itself a `Layer`. Layers are `Send + Sync`, so models move between threads and
