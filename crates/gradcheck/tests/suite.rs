@@ -88,3 +88,40 @@ fn the_checker_reports_its_figures() {
     assert!(Outcome::from_report(&right).passed);
     assert!(!Outcome::from_report(&wrong).passed);
 }
+
+#[test]
+fn a_report_points_at_the_wrong_entry_and_its_outcome_is_consistent() {
+    use nalgebra::DMatrix;
+    use retroprop_gradcheck::{Tolerance, check_batch_gradient};
+    // f(X) = Σ Xᵢⱼ² on a 2×3 matrix: ∇ = 2X; the claimed gradient is wrong at (1, 2) only
+    let x = DMatrix::from_fn(2, 3, |i, j| 0.5 + i as f64 + 0.25 * j as f64);
+    let f = |m: &DMatrix<f64>| m.iter().map(|v| v * v).sum::<f64>();
+    let right = 2.0 * &x;
+    let mut wrong = right.clone();
+    wrong[(1, 2)] += 0.75;
+    let report = check_batch_gradient(f, &x, &wrong, &Config::default());
+    let (_, worst) = report.worst().expect("a worst entry");
+    assert_eq!(worst.index, (1, 2));
+    assert_eq!(worst.analytic, wrong[(1, 2)]);
+    // the outcome names it, counts the failures, and its error is over its tolerance
+    let outcome = Outcome::from_report(&report);
+    assert!(
+        !outcome.passed && outcome.error > outcome.tolerance,
+        "{outcome:?}"
+    );
+    assert!(
+        outcome.detail.contains("[1, 2]") && outcome.detail.contains("1 of 6 entries fail"),
+        "{}",
+        outcome.detail
+    );
+    let good = Outcome::from_report(&check_batch_gradient(f, &x, &right, &Config::default()));
+    assert!(good.passed && good.error <= good.tolerance, "{good:?}");
+    assert!(
+        good.detail.contains("6 entries in 1 tensors"),
+        "{}",
+        good.detail
+    );
+    // the allowed error is abs + rel·max(|analytic|, |numeric|)
+    let tol = Tolerance { abs: 0.5, rel: 0.1 };
+    assert_eq!(tol.allowed(10.0, -20.0), 0.5 + 0.1 * 20.0);
+}
