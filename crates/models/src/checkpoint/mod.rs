@@ -26,15 +26,17 @@
 //! synced, then renamed over the target, so a crash mid-save leaves the previous checkpoint
 //! intact.
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
 use retroprop_activations::Scalar;
 use retroprop_layers::{Conv2dConfig, Layer, LayerSpec, MaxPool2dConfig, Shape};
 use serde::{Deserialize, Serialize};
 
 use crate::{ModelError, Sequential};
+
+mod error;
+mod file;
+
+pub use error::CheckpointError;
+pub use file::{load, load_into, save};
 
 /// The first eight bytes of every checkpoint.
 pub const MAGIC: [u8; 8] = *b"RETROPRP";
@@ -47,90 +49,6 @@ pub const MAX_DEPTH: usize = 64;
 
 const PREFIX: usize = 8 + 4 + 8;
 const CHECKSUM: usize = 8;
-
-/// What loading or saving a checkpoint can fail with.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CheckpointError {
-    /// Reading or writing the file failed.
-    #[error("{path}: {message}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's message.
-        message: String,
-    },
-    /// The file is shorter than its structure requires.
-    #[error(
-        "checkpoint is truncated: it has {got} bytes where at least {needed} are needed (an interrupted copy or download?)"
-    )]
-    Truncated {
-        /// Bytes the structure needs.
-        needed: u64,
-        /// Bytes present.
-        got: u64,
-    },
-    /// The file does not start with [`MAGIC`]: not a retroprop checkpoint.
-    #[error("not a retroprop checkpoint (bad magic number)")]
-    BadMagic,
-    /// The file was written by another format version.
-    #[error("checkpoint format version {found} is not supported (this build reads {supported})")]
-    UnsupportedVersion {
-        /// Version in the file.
-        found: u32,
-        /// Version this build reads.
-        supported: u32,
-    },
-    /// The checksum does not match the contents: the file is corrupted.
-    #[error(
-        "checkpoint is corrupted: its checksum does not match its contents ({stored:#018x} stored, {computed:#018x} computed); save it again or use a backup"
-    )]
-    ChecksumMismatch {
-        /// Checksum stored in the file.
-        stored: u64,
-        /// Checksum of the contents.
-        computed: u64,
-    },
-    /// The header is larger than [`MAX_HEADER_BYTES`] or than the file.
-    #[error("checkpoint header of {declared} bytes exceeds the {available} available")]
-    HeaderSize {
-        /// Header length declared in the file.
-        declared: u64,
-        /// Bytes it may take.
-        available: u64,
-    },
-    /// The header does not decode, or describes an impossible architecture.
-    #[error("checkpoint header is invalid: {detail}")]
-    Header {
-        /// What is wrong.
-        detail: String,
-    },
-    /// The file holds another scalar type than requested.
-    #[error("checkpoint holds {found} parameters, {expected} requested")]
-    ScalarMismatch {
-        /// Scalar type in the file.
-        found: String,
-        /// Scalar type requested.
-        expected: &'static str,
-    },
-    /// The parameter bytes are not what the header declares.
-    #[error("checkpoint declares {declared} parameter bytes but holds {found}")]
-    ParamBytes {
-        /// Bytes the header's shapes require.
-        declared: u64,
-        /// Bytes present.
-        found: u64,
-    },
-    /// The file's architecture is not the model's.
-    #[error("architecture mismatch: {detail}")]
-    ArchitectureMismatch {
-        /// The first difference found.
-        detail: String,
-    },
-    /// The architecture could not be rebuilt.
-    #[error(transparent)]
-    Model(#[from] ModelError),
-}
 
 /// 64-bit FNV-1a.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -265,13 +183,20 @@ fn truncation<T: Scalar>(bytes: &[u8]) -> Option<CheckpointError> {
     }
     let (header, _): (Header, usize) =
         bincode::serde::decode_from_slice(&bytes[PREFIX..header_end], bincode_config()).ok()?;
-    let mut params: usize = 0;
-    for e in &header.params {
-        let n = usize::try_from(e.rows.checked_mul(e.cols)?).ok()?;
-        params = params.checked_add(n.checked_mul(T::BYTES)?)?;
-    }
+    let params = usize::try_from(declared_param_bytes::<T>(&header).ok()?).ok()?;
     let needed = header_end.checked_add(params)?.checked_add(CHECKSUM)?;
     (len < needed).then(|| truncated(needed))
+}
+
+/// The parameter bytes a header declares (checked: an impossible size is a header error).
+fn declared_param_bytes<T: Scalar>(header: &Header) -> Result<u64, CheckpointError> {
+    header.params.iter().try_fold(0u64, |total, e| {
+        e.rows
+            .checked_mul(e.cols)
+            .and_then(|n| n.checked_mul(T::BYTES as u64))
+            .and_then(|n| n.checked_add(total))
+            .ok_or_else(|| header_error(format!("parameter `{}` is impossibly large", e.path)))
+    })
 }
 
 fn header_error(detail: impl Into<String>) -> CheckpointError {
@@ -420,104 +345,6 @@ pub fn to_bytes<T: Scalar>(model: &dyn Layer<T>) -> Result<Vec<u8>, CheckpointEr
     Ok(out)
 }
 
-fn io_error(path: &Path, e: &std::io::Error) -> CheckpointError {
-    CheckpointError::Io {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    }
-}
-
-/// Saves `model` to `path` atomically: a temporary file in the same directory, synced, renamed
-/// over `path`, then the directory synced. A save killed midway leaves the previous file
-/// whole; its temporary `.{name}.tmp-{pid}` is removed by the next save once that process is
-/// gone.
-///
-/// ```
-/// use retroprop_layers::Init;
-/// use retroprop_models::{checkpoint, mlp};
-///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let net = mlp::<f32>(4, 3, 2, Init::XavierUniform { seed: 1 })?;
-/// let path = std::env::temp_dir().join(format!("retroprop-doc-{}.ckpt", std::process::id()));
-/// checkpoint::save(&net, &path)?;
-/// let back = checkpoint::load::<f32>(&path)?;
-/// assert_eq!(checkpoint::to_bytes(&back)?, checkpoint::to_bytes(&net)?);
-/// # std::fs::remove_file(&path)?;
-/// # Ok(())
-/// # }
-/// ```
-///
-/// # Errors
-/// [`CheckpointError::Io`] if the file cannot be written.
-pub fn save<T: Scalar>(
-    model: &dyn Layer<T>,
-    path: impl AsRef<Path>,
-) -> Result<(), CheckpointError> {
-    let path = path.as_ref();
-    let bytes = to_bytes(model)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "checkpoint".to_string());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // the rename itself is durable only once the directory is synced
-        sync_dir(path.parent())
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_error(path, &e)
-    })?;
-    remove_stale_temporaries(path, &name);
-    Ok(())
-}
-
-/// Syncs a directory (its entries: a rename into it survives a power cut once this returns).
-fn sync_dir(dir: Option<&Path>) -> std::io::Result<()> {
-    let dir = match dir {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    fs::File::open(dir)?.sync_all()
-}
-
-/// Removes `.{name}.tmp-{pid}` files left by saves that were killed, when process `pid` is
-/// gone. Liveness is read from `/proc` (Linux); where it is absent nothing is removed.
-fn remove_stale_temporaries(path: &Path, name: &str) {
-    let proc = Path::new("/proc/self");
-    if !proc.exists() {
-        return;
-    }
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let prefix = format!(".{name}.tmp-");
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let Some(pid) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
-            continue;
-        };
-        let Ok(pid) = pid.parse::<u32>() else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    fs::read(path).map_err(|e| io_error(path, &e))
-}
-
 /// A checked checkpoint: its header and parameter bytes.
 struct Parsed<'a> {
     header: Header,
@@ -583,15 +410,7 @@ fn parse<T: Scalar>(bytes: &[u8]) -> Result<Parsed<'_>, CheckpointError> {
         });
     }
     let params = &body[PREFIX + header_len..];
-    let mut declared_bytes: u64 = 0;
-    for e in &header.params {
-        declared_bytes = e
-            .rows
-            .checked_mul(e.cols)
-            .and_then(|n| n.checked_mul(T::BYTES as u64))
-            .and_then(|n| n.checked_add(declared_bytes))
-            .ok_or_else(|| header_error(format!("parameter `{}` is impossibly large", e.path)))?;
-    }
+    let declared_bytes = declared_param_bytes::<T>(&header)?;
     if declared_bytes != params.len() as u64 {
         return Err(CheckpointError::ParamBytes {
             declared: declared_bytes,
@@ -727,23 +546,4 @@ pub fn load_into_bytes<T: Scalar>(
     check_entries(&parsed.header.params, &entries(model))?;
     fill(model, parsed.params);
     Ok(())
-}
-
-/// Loads a model saved with [`save`].
-///
-/// # Errors
-/// As [`from_bytes`], plus [`CheckpointError::Io`].
-pub fn load<T: Scalar>(path: impl AsRef<Path>) -> Result<Sequential<T>, CheckpointError> {
-    from_bytes(&read(path.as_ref())?)
-}
-
-/// Loads a checkpoint's parameters into `model`.
-///
-/// # Errors
-/// As [`load_into_bytes`], plus [`CheckpointError::Io`].
-pub fn load_into<T: Scalar>(
-    model: &mut dyn Layer<T>,
-    path: impl AsRef<Path>,
-) -> Result<(), CheckpointError> {
-    load_into_bytes(model, &read(path.as_ref())?)
 }
