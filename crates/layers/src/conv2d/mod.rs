@@ -1,0 +1,560 @@
+//! 2-D convolution (question 3): im2col + GEMM, parallel across the batch.
+
+use nalgebra::DMatrix;
+use rayon::prelude::*;
+use retroprop_activations::Scalar;
+
+use crate::layer::{check_grad, check_rows};
+use crate::linalg::{MatMut, MatRef, add_assign, gemm};
+use crate::{Init, Layer, LayerError, LayerSpec, Param, ParamKind, Shape};
+
+mod config;
+mod geometry;
+
+pub use config::{Bias, Conv2dConfig, Hw, output_size};
+use geometry::{Geometry, Scratch, reduction_split, split};
+
+const NAME: &str = "Conv2d";
+
+/// 2-D convolution layer (question 3), in the deep-learning convention: cross-correlation.
+///
+/// ```text
+/// y[o, i, j] = b[o] + Σ_{c, u, v} W[o, c, u, v] · x[c, i·sₕ + u·dₕ − pₕ, j·s_w + v·d_w − p_w]
+/// ```
+///
+/// with `x` zero outside the image. This is what PyTorch's `Conv2d` computes. A *true*
+/// convolution flips the kernel, `Σ W[o, c, kh−1−u, kw−1−v] · x[…]`; the two differ only by
+/// that relabelling of the learned weights (see [`crate::convolve1d`] for the flipped 1-D
+/// operation of question 3c).
+///
+/// ```text
+/// W: C_out × (C_in·kh·kw)  (row o is kernel o, taps in (c, u, v) order)    b: C_out
+/// per example:  cols = im2col(x): (C_in·kh·kw) × (H_out·W_out)
+///               y = W cols + b 1ᵀ               (one GEMM; C_out × H_out·W_out = C×H×W order)
+/// backward:     dL/dW += δ colsᵀ,   dL/db += δ 1,   dL/dx = col2im(Wᵀ δ)
+/// ```
+///
+/// Examples are spread over rayon's threads in fixed contiguous chunks, and per-chunk weight
+/// gradients are summed in chunk order, so results are reproducible for a given thread count.
+///
+/// ```
+/// use nalgebra::DMatrix;
+/// use retroprop_layers::{Conv2d, Conv2dConfig, Init, Layer, LayerError, Shape};
+///
+/// # fn main() -> Result<(), LayerError> {
+/// let mut conv = Conv2d::<f32>::new(
+///     Conv2dConfig::new((3, 128, 128), 32, 8).stride(2).padding(3),
+///     Init::HeUniform { seed: 1 },
+/// )?;
+/// assert_eq!(conv.output_shape(Shape::image(3, 128, 128))?, Shape::image(32, 64, 64));
+/// let y = conv.forward(&DMatrix::zeros(3 * 128 * 128, 2))?;  // two images, one per column
+/// assert_eq!(y.shape(), (32 * 64 * 64, 2));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Conv2d<T: Scalar> {
+    config: Conv2dConfig,
+    geo: Geometry,
+    weight: Param<T>,
+    bias: Option<Param<T>>,
+    input: Option<DMatrix<T>>,
+    /// Work buffers, one set per chunk of the batch, reused across calls.
+    scratch: Vec<Scratch<T>>,
+}
+
+impl<T: Scalar> Conv2d<T> {
+    /// A convolution with weights drawn by `init` (`fan_in = C_in·kh·kw`,
+    /// `fan_out = C_out·kh·kw`).
+    ///
+    /// # Errors
+    /// [`LayerError::ZeroSize`] or [`LayerError::EmptyOutput`] for an invalid configuration.
+    pub fn new(config: Conv2dConfig, init: Init) -> Result<Self, LayerError> {
+        let geo = Geometry::new(&config)?;
+        let taps = config.kernel.h * config.kernel.w;
+        let (w, b) = init.draw(
+            config.out_channels,
+            geo.k,
+            geo.k,
+            config.out_channels * taps,
+        );
+        Ok(Self {
+            config,
+            geo,
+            weight: Param::new("weight", ParamKind::Weight, w),
+            bias: match config.bias {
+                Bias::Learned => Some(Param::new("bias", ParamKind::Bias, b)),
+                Bias::Without => None,
+            },
+            input: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// A convolution with the given kernels (and bias, if the configuration has one).
+    ///
+    /// `weight` is `C_out × (C_in·kh·kw)`: row `o` is kernel `o`, its taps in `(c, u, v)` order
+    /// — PyTorch's `[C_out, C_in, kH, kW]` weight with each output channel's block flattened
+    /// row-major. `bias` is `C_out × 1`, or `None` for a configuration `without_bias()`.
+    ///
+    /// ```
+    /// use retroprop_layers::{Conv2d, Conv2dConfig, Layer, nalgebra::DMatrix};
+    ///
+    /// // one 2×2 kernel that sums its window, on a 1×2×2 image, bias 0.5
+    /// let cfg = Conv2dConfig::new((1, 2, 2), 1, 2);
+    /// let conv = Conv2d::from_params(
+    ///     cfg,
+    ///     DMatrix::from_element(1, 4, 1.0),
+    ///     Some(DMatrix::from_element(1, 1, 0.5)),
+    /// )
+    /// .unwrap();
+    /// let y = conv.infer(&DMatrix::from_column_slice(4, 1, &[1.0, 2.0, 3.0, 4.0])).unwrap();
+    /// assert_eq!(y[0], 10.5);
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Conv2d::new`] for the configuration; [`LayerError::ParamShape`] if `weight` or
+    /// `bias` has another shape, or if a bias is given (or missing) against the configuration.
+    pub fn from_params(
+        config: Conv2dConfig,
+        weight: DMatrix<T>,
+        bias: Option<DMatrix<T>>,
+    ) -> Result<Self, LayerError> {
+        let geo = Geometry::new(&config)?;
+        let c_out = config.out_channels;
+        let shape_error = |param, rows, cols, got: (usize, usize)| LayerError::ParamShape {
+            layer: NAME,
+            param,
+            expected_rows: rows,
+            expected_cols: cols,
+            got_rows: got.0,
+            got_cols: got.1,
+        };
+        if weight.shape() != (c_out, geo.k) {
+            return Err(shape_error("weight", c_out, geo.k, weight.shape()));
+        }
+        let bias = match (config.bias, bias) {
+            (Bias::Learned, Some(b)) if b.shape() == (c_out, 1) => {
+                Some(Param::new("bias", ParamKind::Bias, b))
+            }
+            (Bias::Learned, Some(b)) => return Err(shape_error("bias", c_out, 1, b.shape())),
+            (Bias::Learned, None) => return Err(shape_error("bias", c_out, 1, (0, 0))),
+            (Bias::Without, None) => None,
+            (Bias::Without, Some(b)) => return Err(shape_error("bias", 0, 0, b.shape())),
+        };
+        Ok(Self {
+            config,
+            geo,
+            weight: Param::new("weight", ParamKind::Weight, weight),
+            bias,
+            input: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Conv2dConfig {
+        &self.config
+    }
+
+    /// The kernels, `C_out × (C_in·kh·kw)`.
+    pub fn weight(&self) -> &Param<T> {
+        &self.weight
+    }
+
+    /// The kernels, mutable (shape fixed).
+    pub fn weight_mut(&mut self) -> &mut Param<T> {
+        &mut self.weight
+    }
+
+    /// The bias, `C_out × 1`, if the layer has one.
+    pub fn bias(&self) -> Option<&Param<T>> {
+        self.bias.as_ref()
+    }
+
+    /// The bias, mutable (shape fixed).
+    pub fn bias_mut(&mut self) -> Option<&mut Param<T>> {
+        self.bias.as_mut()
+    }
+
+    fn out_len(&self) -> usize {
+        self.config.out_channels * self.geo.p
+    }
+
+    /// Forward pass into a new matrix, using `scratch` (grown as needed) for im2col.
+    fn convolve(
+        &self,
+        x: &DMatrix<T>,
+        scratch: &mut Vec<Scratch<T>>,
+    ) -> Result<DMatrix<T>, LayerError> {
+        let geo = self.geo;
+        check_rows(NAME, "input", x, geo.in_len())?;
+        let n = x.ncols();
+        let (c_out, out_len) = (self.config.out_channels, self.out_len());
+        let mut y = DMatrix::zeros(out_len, n);
+        if n == 0 {
+            return Ok(y);
+        }
+        let (chunks, size) = split(n);
+        scratch.resize_with(chunks.max(scratch.len()), Scratch::default);
+        let w = self.weight.value();
+        let bias = self.bias.as_ref().map(|b| b.value().as_slice());
+        y.as_mut_slice()
+            .par_chunks_mut(size * out_len)
+            .zip(x.as_slice().par_chunks(size * geo.in_len()))
+            .zip(scratch.par_iter_mut())
+            .for_each(|((ys, xs), buf)| {
+                for (yi, xi) in ys
+                    .chunks_exact_mut(out_len)
+                    .zip(xs.chunks_exact(geo.in_len()))
+                {
+                    if let Some(b) = bias {
+                        for (row, &bo) in yi.chunks_exact_mut(geo.p).zip(b) {
+                            row.fill(bo);
+                        }
+                    }
+                    let beta = if bias.is_some() { T::one() } else { T::zero() };
+                    buf.load(&geo, xi);
+                    for oys in geo.blocks::<T>() {
+                        let width = Scratch::<T>::block_width(&geo, &oys);
+                        buf.im2col(&geo, xi, oys.clone());
+                        let cols = MatRef::new(&buf.cols, geo.k, width, width, 1);
+                        if geo.wide() {
+                            // on the padded width, then the valid columns of each row
+                            buf.wide.resize(c_out * width, T::zero());
+                            let out = MatMut::new(&mut buf.wide, c_out, width, width, 1);
+                            gemm(T::one(), MatRef::of(w), cols, T::zero(), out);
+                            for (co, src) in buf.wide.chunks_exact(width).enumerate() {
+                                for (r, oy) in oys.clone().enumerate() {
+                                    let dst = &mut yi[co * geo.p + oy * geo.ow..][..geo.ow];
+                                    for (d, s) in dst.iter_mut().zip(&src[r * geo.wp..]) {
+                                        *d = beta * *d + *s;
+                                    }
+                                }
+                            }
+                        } else {
+                            // y[:, block] (C_out × width, rows P apart) = W (C_out × K) · cols
+                            let start = oys.start * geo.ow;
+                            let out = MatMut::new(&mut yi[start..], c_out, width, geo.p, 1);
+                            gemm(T::one(), MatRef::of(w), cols, beta, out);
+                        }
+                    }
+                }
+            });
+        Ok(y)
+    }
+
+    /// Adds `dL/dW`, `dL/db` for the cached input; with `grad_x`, also writes `dL/dx` there.
+    fn backward_into(
+        &mut self,
+        grad_y: &DMatrix<T>,
+        grad_x: Option<&mut DMatrix<T>>,
+    ) -> Result<(), LayerError> {
+        let geo = self.geo;
+        let (c_out, out_len) = (self.config.out_channels, self.out_len());
+        let x = self
+            .input
+            .as_ref()
+            .ok_or(LayerError::NoForwardCache { layer: NAME })?;
+        check_grad(NAME, grad_y, out_len, x.ncols())?;
+        let n = x.ncols();
+        if n == 0 {
+            return Ok(());
+        }
+        let (chunks, size) = reduction_split(n);
+        self.scratch
+            .resize_with(chunks.max(self.scratch.len()), Scratch::default);
+        let w = self.weight.value();
+        let has_bias = self.bias.is_some();
+        let in_len = geo.in_len();
+
+        // One job per chunk: its examples' dL/dx (disjoint slices) and its partial dW, db.
+        let job = |chunk: usize, buf: &mut Scratch<T>, mut dx: Option<&mut [T]>| {
+            let mut dw = DMatrix::zeros(c_out, geo.k);
+            let mut db = vec![T::zero(); if has_bias { c_out } else { 0 }];
+            let range = chunk * size..((chunk + 1) * size).min(n);
+            for (local, i) in range.enumerate() {
+                let xi = &x.as_slice()[i * in_len..(i + 1) * in_len];
+                let gi = &grad_y.as_slice()[i * out_len..(i + 1) * out_len];
+                for (acc, row) in db.iter_mut().zip(gi.chunks_exact(geo.p)) {
+                    *acc += row.iter().fold(T::zero(), |s, &v| s + v);
+                }
+                buf.load(&geo, xi);
+                buf.start_dx(&geo);
+                let mut dx_i = dx
+                    .as_deref_mut()
+                    .map(|dx| &mut dx[local * in_len..(local + 1) * in_len]);
+                for oys in geo.blocks::<T>() {
+                    let width = Scratch::<T>::block_width(&geo, &oys);
+                    buf.im2col(&geo, xi, oys.clone());
+                    // the gradient block leaves `buf.wide` borrowed: copy cols out of the way
+                    let cols = std::mem::take(&mut buf.cols);
+                    let mut dcols = std::mem::take(&mut buf.dcols);
+                    let g = buf.grad_block(&geo, c_out, gi, &oys);
+                    // dW += δ[:, block] (C_out × width) · colsᵀ (width × K)
+                    gemm(
+                        T::one(),
+                        g,
+                        MatRef::new(&cols, width, geo.k, 1, width),
+                        T::one(),
+                        MatMut::of(&mut dw),
+                    );
+                    if dx_i.is_some() {
+                        // dcols (K × width, row-major) = Wᵀ (K × C_out) · δ[:, block]
+                        dcols.resize(geo.k * width, T::zero());
+                        gemm(
+                            T::one(),
+                            MatRef::transposed(w),
+                            g,
+                            T::zero(),
+                            MatMut::new(&mut dcols, geo.k, width, width, 1),
+                        );
+                    }
+                    buf.cols = cols;
+                    buf.dcols = dcols;
+                    if let Some(dx_i) = dx_i.as_deref_mut() {
+                        buf.col2im_add(&geo, oys, dx_i);
+                    }
+                }
+                if let Some(dx_i) = dx_i {
+                    buf.finish_dx(&geo, dx_i);
+                }
+            }
+            (dw, db)
+        };
+
+        let partials: Vec<(DMatrix<T>, Vec<T>)> = match grad_x {
+            Some(gx) => gx
+                .as_mut_slice()
+                .par_chunks_mut(size * in_len)
+                .zip(self.scratch.par_iter_mut())
+                .enumerate()
+                .map(|(chunk, (dx, buf))| job(chunk, buf, Some(dx)))
+                .collect(),
+            None => self
+                .scratch
+                .par_iter_mut()
+                .take(chunks)
+                .enumerate()
+                .map(|(chunk, buf)| job(chunk, buf, None))
+                .collect(),
+        };
+        // Sum the partials in chunk order: reproducible.
+        for (dw, db) in &partials {
+            add_assign(self.weight.grad_matrix_mut(), dw);
+            if let Some(b) = self.bias.as_mut() {
+                for (acc, &v) in b.grad_matrix_mut().iter_mut().zip(db) {
+                    *acc += v;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<T: Scalar> Layer<T> for Conv2d<T> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::Conv2d(self.config)
+    }
+
+    fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {
+        if input != self.config.input_shape() {
+            return Err(LayerError::InputShape {
+                layer: NAME,
+                expected: self.config.input_shape(),
+                got: input,
+            });
+        }
+        self.config.output_shape()
+    }
+
+    fn forward(&mut self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let y = self.convolve(x, &mut scratch);
+        self.scratch = scratch;
+        let y = y?;
+        self.input = Some(x.clone());
+        Ok(y)
+    }
+
+    fn forward_owned(&mut self, x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let y = self.convolve(&x, &mut scratch);
+        self.scratch = scratch;
+        let y = y?;
+        self.input = Some(x);
+        Ok(y)
+    }
+
+    fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let n = self.input.as_ref().map_or(0, DMatrix::ncols);
+        let mut grad_x = DMatrix::zeros(self.geo.in_len(), n);
+        self.backward_into(grad_y, Some(&mut grad_x))?;
+        Ok(grad_x)
+    }
+
+    fn backward_params(&mut self, grad_y: &DMatrix<T>) -> Result<(), LayerError> {
+        self.backward_into(grad_y, None)
+    }
+
+    fn infer(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        self.convolve(x, &mut Vec::new())
+    }
+
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {
+        f("weight", &self.weight);
+        if let Some(b) = &self.bias {
+            f("bias", b);
+        }
+    }
+
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
+        f("weight", &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f("bias", b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, looped: the reference the GEMM path must match.
+    fn direct(cfg: &Conv2dConfig, w: &DMatrix<f64>, b: &[f64], x: &[f64]) -> Vec<f64> {
+        let (oh, ow) = cfg.output_size().unwrap();
+        let (c_in, h, wd) = (cfg.in_channels, cfg.input.h, cfg.input.w);
+        let (k, s, p, d) = (cfg.kernel, cfg.stride, cfg.padding, cfg.dilation);
+        let mut y = vec![0.0; cfg.out_channels * oh * ow];
+        for o in 0..cfg.out_channels {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut acc = b.get(o).copied().unwrap_or(0.0);
+                    for c in 0..c_in {
+                        for u in 0..k.h {
+                            for v in 0..k.w {
+                                let iy = (i * s.h + u * d.h) as isize - p.h as isize;
+                                let ix = (j * s.w + v * d.w) as isize - p.w as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                    continue;
+                                }
+                                let tap = (c * k.h + u) * k.w + v;
+                                acc += w[(o, tap)] * x[(c * h + iy as usize) * wd + ix as usize];
+                            }
+                        }
+                    }
+                    y[(o * oh + i) * ow + j] = acc;
+                }
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn matches_the_definition_on_awkward_configurations() {
+        let configs = [
+            Conv2dConfig::new((2, 7, 5), 3, (3, 2))
+                .stride((2, 1))
+                .padding((1, 2)),
+            Conv2dConfig::new((1, 9, 9), 2, 3)
+                .dilation(2)
+                .padding(1)
+                .stride(3),
+            Conv2dConfig::new((3, 4, 6), 1, (4, 1)).without_bias(),
+            Conv2dConfig::new((1, 3, 3), 2, 5).padding(2),
+        ];
+        for cfg in configs {
+            let mut conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed: 3 }).unwrap();
+            let mut rng = retroprop_activations::rng::Rng::new(5);
+            let x = DMatrix::from_fn(cfg.input_shape().len(), 3, |_, _| rng.uniform(-1.0, 1.0));
+            let y = conv.forward(&x).unwrap();
+            let b: Vec<f64> = conv
+                .bias()
+                .map(|b| b.value().as_slice().to_vec())
+                .unwrap_or_default();
+            for col in 0..3 {
+                let want = direct(&cfg, conv.weight().value(), &b, x.column(col).as_slice());
+                for (a, w) in y.column(col).iter().zip(&want) {
+                    assert!((a - w).abs() < 1e-12, "{cfg:?}: {a} vs {w}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 128,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(
+                    "proptest-regressions/conv2d.txt",
+                ),
+            )),
+            ..Default::default()
+        })]
+
+        #[test]
+        fn gemm_path_matches_the_definition(
+            ci in 1usize..4, co in 1usize..4, kh in 1usize..5, kw in 1usize..5,
+            sh in 1usize..4, sw in 1usize..4, ph in 0usize..3, pw in 0usize..3,
+            dh in 1usize..3, dw in 1usize..3, eh in 0usize..6, ew in 0usize..6,
+            n in 1usize..4, seed in 0u64..1000,
+        ) {
+            let h = (dh * (kh - 1) + 1).saturating_sub(2 * ph).max(1) + eh;
+            let w = (dw * (kw - 1) + 1).saturating_sub(2 * pw).max(1) + ew;
+            let cfg = Conv2dConfig::new((ci, h, w), co, (kh, kw))
+                .stride((sh, sw)).padding((ph, pw)).dilation((dh, dw));
+            let conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed }).unwrap();
+            let mut rng = retroprop_activations::rng::Rng::new(seed);
+            let x = DMatrix::from_fn(cfg.input_shape().len(), n, |_, _| rng.uniform(-1.0, 1.0));
+            let y = conv.infer(&x).unwrap();
+            let b = conv.bias().unwrap().value().as_slice().to_vec();
+            for col in 0..n {
+                let want = direct(&cfg, conv.weight().value(), &b, x.column(col).as_slice());
+                for (a, w) in y.column(col).iter().zip(&want) {
+                    proptest::prop_assert!((a - w).abs() < 1e-12, "{:?}: {} vs {}", cfg, a, w);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn homework_question_3_shapes() {
+        let c1 = Conv2dConfig::new((3, 128, 128), 32, 8).stride(2).padding(3);
+        assert_eq!(c1.output_shape().unwrap(), Shape::image(32, 64, 64));
+        let c3 = Conv2dConfig::new((32, 32, 32), 64, 3).padding(1);
+        assert_eq!(c3.output_shape().unwrap(), Shape::image(64, 32, 32));
+        let conv = Conv2d::<f32>::new(c3, Init::Zeros).unwrap();
+        // 3b: 3·3·32·64 = 18 432 weights, + 64 biases
+        assert_eq!(conv.weight().len(), 18_432);
+        assert_eq!(conv.bias().unwrap().len(), 64);
+    }
+
+    #[test]
+    fn empty_output_is_an_error_naming_the_numbers() {
+        let err = Conv2dConfig::new((1, 4, 4), 1, 3).dilation(2).output_size();
+        assert_eq!(
+            err,
+            Err(LayerError::EmptyOutput {
+                layer: "Conv2d",
+                axis: "height",
+                input: 4,
+                kernel: 3,
+                padding: 0,
+                dilation: 2
+            })
+        );
+        assert_eq!(
+            Conv2dConfig::new((1, 4, 4), 1, 3)
+                .stride((1, 0))
+                .output_size(),
+            Err(LayerError::ZeroSize {
+                layer: "Conv2d",
+                what: "stride width"
+            })
+        );
+    }
+}
