@@ -10,7 +10,7 @@ use retroprop_activations::{Scalar, slice};
 
 use crate::layer::check_grad;
 use crate::linalg::{map, zip_map};
-use crate::{Layer, LayerError, LayerSpec, Shape};
+use crate::{Layer, LayerConfig, LayerError, LayerSpec, Shape};
 
 /// What an activation layer keeps between forward and backward, and the batch it came from.
 #[derive(Clone, Debug, Default)]
@@ -63,7 +63,7 @@ macro_rules! activation_layer {
                 $name
             }
             fn spec(&self) -> LayerSpec {
-                LayerSpec::$spec
+                LayerSpec::new(crate::builtin::$spec::KIND, &crate::builtin::$spec)
             }
             /// Same shape out as in.
             fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {
@@ -97,7 +97,7 @@ activation_layer!(
     /// and keeps σ(hᵃ) for the backward pass.
     Softplus,
     "Softplus",
-    Softplus
+    SoftplusConfig
 );
 
 impl<T: Scalar> Softplus<T> {
@@ -135,7 +135,7 @@ activation_layer!(
     /// ```
     Sigmoid,
     "Sigmoid",
-    Sigmoid
+    SigmoidConfig
 );
 
 impl<T: Scalar> Sigmoid<T> {
@@ -159,7 +159,7 @@ activation_layer!(
     /// ```
     Tanh,
     "Tanh",
-    Tanh
+    TanhConfig
 );
 
 impl<T: Scalar> Tanh<T> {
@@ -182,7 +182,7 @@ activation_layer!(
     /// ```
     Relu,
     "Relu",
-    Relu
+    ReluConfig
 );
 
 impl<T: Scalar> Relu<T> {
@@ -210,7 +210,7 @@ activation_layer!(
     /// the log of a probability.
     Softmax,
     "Softmax",
-    Softmax
+    SoftmaxConfig
 );
 
 impl<T: Scalar> Softmax<T> {

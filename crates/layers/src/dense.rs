@@ -6,7 +6,16 @@ use retroprop_activations::Scalar;
 use crate::layer::{check_grad, check_rows};
 use crate::linalg::{MatMut, MatRef, add_row_sums, broadcast_columns, par_gemm};
 use crate::shape::checked_product;
-use crate::{Init, Layer, LayerError, LayerSpec, Param, ParamKind, Shape};
+use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, Shape};
+
+/// The configuration of a [`Dense`] layer: its sizes (kind `"Dense"` in a [`LayerSpec`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DenseConfig {
+    /// Input features `d_in`.
+    pub d_in: usize,
+    /// Output features `d_out`.
+    pub d_out: usize,
+}
 
 /// Fully connected layer: `hᵃ = W x + b` (questions 2a/2b).
 ///
@@ -163,10 +172,11 @@ impl<T: Scalar> Layer<T> for Dense<T> {
     }
 
     fn spec(&self) -> LayerSpec {
-        LayerSpec::Dense {
+        let config = DenseConfig {
             d_in: self.d_in(),
             d_out: self.d_out(),
-        }
+        };
+        LayerSpec::new(DenseConfig::KIND, &config)
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {

@@ -124,6 +124,44 @@ pub enum LayerError {
         /// What it must satisfy.
         requirement: &'static str,
     },
+    /// A layer description names a kind nobody registered.
+    #[error(
+        "no layer kind `{kind}` is registered (known: {known}); if it is a layer of your own, call retroprop_layers::register::<ItsConfig>() before loading"
+    )]
+    UnknownKind {
+        /// The kind in the description.
+        kind: String,
+        /// The kinds registered, comma-separated.
+        known: String,
+    },
+    /// A layer description's configuration does not fit its kind.
+    #[error("the `{kind}` layer's description is invalid: {detail}")]
+    Config {
+        /// The kind.
+        kind: String,
+        /// What is wrong, in words.
+        detail: String,
+    },
+    /// Two configuration types claim the same layer kind.
+    #[error(
+        "layer kind `{kind}` is already registered by {by}; give your layer another kind name (prefix it with your crate's name)"
+    )]
+    KindTaken {
+        /// The kind.
+        kind: &'static str,
+        /// The configuration type that holds it.
+        by: &'static str,
+    },
+    /// A parameter or buffer path names nothing in the layer.
+    #[error("no {what} `{path}` in this network (it has: {known})")]
+    UnknownPath {
+        /// `"parameter"` or `"buffer"`.
+        what: &'static str,
+        /// The path asked for.
+        path: String,
+        /// The paths it has, comma-separated.
+        known: String,
+    },
     /// A 1-D convolution got an empty signal or kernel.
     #[error("convolve1d: {what} is empty")]
     EmptyConvolution {

@@ -4,7 +4,7 @@ use nalgebra::DMatrix;
 use retroprop_activations::Scalar;
 
 use crate::layer::check_grad;
-use crate::{Layer, LayerError, LayerSpec, Shape};
+use crate::{FlattenConfig, Layer, LayerConfig, LayerError, LayerSpec, Shape};
 
 const NAME: &str = "Flatten";
 
@@ -33,7 +33,7 @@ impl<T: Scalar> Layer<T> for Flatten {
     }
 
     fn spec(&self) -> LayerSpec {
-        LayerSpec::Flatten
+        LayerSpec::new(FlattenConfig::KIND, &FlattenConfig)
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {

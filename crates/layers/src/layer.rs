@@ -1,10 +1,8 @@
 //! The `Layer` trait: the one contract every layer, model and user extension implements.
 
+use crate::{Buffer, LayerError, LayerSpec, Param, Shape};
 use nalgebra::DMatrix;
 use retroprop_activations::Scalar;
-use serde::{Deserialize, Serialize};
-
-use crate::{Conv2dConfig, LayerError, MaxPool2dConfig, Param, Shape};
 
 /// A differentiable map `y = f(x; θ)` with a hand-written backward pass.
 ///
@@ -38,12 +36,13 @@ pub trait Layer<T: Scalar>: Send + Sync {
     /// The layer's type name, for summaries and errors: `"Dense"`, `"Conv2d"`, ….
     fn name(&self) -> &'static str;
 
-    /// The architecture description stored in checkpoints. Layers outside this crate keep the
-    /// default, [`LayerSpec::Custom`] with their name.
+    /// The architecture description stored in checkpoints: a registered kind, the layer's
+    /// configuration, its children for a container. The default is the kind
+    /// [`name`](Layer::name) with no configuration: a layer with hyperparameters returns
+    /// `LayerSpec::new(MyConfig::KIND, &config)` and registers `MyConfig`
+    /// ([`register`](crate::register)) so that checkpoints rebuild it.
     fn spec(&self) -> LayerSpec {
-        LayerSpec::Custom {
-            name: self.name().to_string(),
-        }
+        LayerSpec::unit(self.name())
     }
 
     /// The shape of one output example for one input example of shape `input`, without running
@@ -104,9 +103,89 @@ pub trait Layer<T: Scalar>: Send + Sync {
         let _ = f;
     }
 
+    /// Calls `f(path, buffer)` for every buffer (state that is saved but not trained), in a
+    /// fixed order, with paths as in [`Layer::visit_params`]. The default has none.
+    fn visit_buffers(&self, f: &mut dyn FnMut(&str, &Buffer<T>)) {
+        let _ = f;
+    }
+
+    /// Like [`Layer::visit_buffers`], with mutable access (checkpoint loading).
+    fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, &mut Buffer<T>)) {
+        let _ = f;
+    }
+
     /// Sets every parameter gradient to zero.
     fn zero_grad(&mut self) {
         self.visit_params_mut(&mut |_, p| p.zero_grad());
+    }
+
+    /// A copy of the value of the parameter at `path` (`"0.weight"`), `None` if there is none.
+    fn param_value(&self, path: &str) -> Option<DMatrix<T>> {
+        let mut found = None;
+        self.visit_params(&mut |p, param| {
+            if p == path {
+                found = Some(param.value().clone());
+            }
+        });
+        found
+    }
+
+    /// Replaces the value of the parameter at `path`.
+    ///
+    /// # Errors
+    /// [`LayerError::UnknownPath`] (listing the paths there are) or [`LayerError::ParamShape`];
+    /// the network is unchanged on error.
+    fn set_param(&mut self, path: &str, value: DMatrix<T>) -> Result<(), LayerError> {
+        let mut value = Some(value);
+        let mut result = None;
+        self.visit_params_mut(&mut |p, param| {
+            if p == path
+                && let Some(v) = value.take()
+            {
+                result = Some(param.set_value(v));
+            }
+        });
+        result.unwrap_or_else(|| {
+            let mut known = Vec::new();
+            self.visit_params(&mut |p, _| known.push(p.to_string()));
+            Err(LayerError::UnknownPath {
+                what: "parameter",
+                path: path.to_string(),
+                known: known.join(", "),
+            })
+        })
+    }
+
+    /// Replaces the value of the buffer at `path` (`"0.mean"`).
+    ///
+    /// # Errors
+    /// [`LayerError::UnknownPath`] or [`LayerError::ParamShape`]; unchanged on error.
+    fn set_buffer(&mut self, path: &str, value: DMatrix<T>) -> Result<(), LayerError> {
+        let mut value = Some(value);
+        let mut result = None;
+        self.visit_buffers_mut(&mut |p, buffer| {
+            if p == path
+                && let Some(v) = value.take()
+            {
+                result = Some(buffer.set_value(v));
+            }
+        });
+        result.unwrap_or_else(|| {
+            let mut known = Vec::new();
+            self.visit_buffers(&mut |p, _| known.push(p.to_string()));
+            Err(LayerError::UnknownPath {
+                what: "buffer",
+                path: path.to_string(),
+                known: known.join(", "),
+            })
+        })
+    }
+
+    /// Number of buffer scalars (saved, not trained, not in `n_θ`).
+    fn buffer_count(&self) -> usize {
+        let mut n = 0;
+        self.visit_buffers(&mut |_, b| n += b.len());
+        n
     }
 
     /// Number of trainable scalars (`n_θ` in question 2i).
@@ -148,126 +227,17 @@ impl<T: Scalar> Layer<T> for Box<dyn Layer<T>> {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
         (**self).visit_params_mut(f);
     }
+    fn visit_buffers(&self, f: &mut dyn FnMut(&str, &Buffer<T>)) {
+        (**self).visit_buffers(f);
+    }
+    fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, &mut Buffer<T>)) {
+        (**self).visit_buffers_mut(f);
+    }
     fn zero_grad(&mut self) {
         (**self).zero_grad();
     }
     fn param_count(&self) -> usize {
         (**self).param_count()
-    }
-}
-
-/// The architecture of a layer, without its parameter values: what a checkpoint stores to
-/// rebuild or to check a network.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum LayerSpec {
-    /// [`crate::Dense`] from `d_in` to `d_out` features.
-    Dense {
-        /// Input features.
-        d_in: usize,
-        /// Output features.
-        d_out: usize,
-    },
-    /// [`crate::Softplus`].
-    Softplus,
-    /// [`crate::Sigmoid`].
-    Sigmoid,
-    /// [`crate::Tanh`].
-    Tanh,
-    /// [`crate::Relu`].
-    Relu,
-    /// [`crate::Softmax`].
-    Softmax,
-    /// [`crate::Conv2d`].
-    Conv2d(Conv2dConfig),
-    /// [`crate::MaxPool2d`].
-    MaxPool2d(MaxPool2dConfig),
-    /// [`crate::Flatten`].
-    Flatten,
-    /// [`crate::Standardize`] with this mean and standard deviation.
-    Standardize {
-        /// Subtracted from every input.
-        mean: f64,
-        /// Divides every centred input.
-        std: f64,
-    },
-    /// A container of layers applied in order (`retroprop-models`' `Sequential`).
-    Sequential {
-        /// Shape of one input example.
-        input: Shape,
-        /// The layers, first to last.
-        layers: Vec<LayerSpec>,
-    },
-    /// A layer defined outside retroprop, known by its name.
-    Custom {
-        /// The layer's [`Layer::name`].
-        name: String,
-    },
-}
-
-impl LayerSpec {
-    /// The shapes `(rows, columns)` of the parameters the described layer has, in visiting
-    /// order, computed without building it (checked arithmetic: a corrupt description is an
-    /// error, not an overflow). `None` for [`LayerSpec::Sequential`] (its children have them)
-    /// and [`LayerSpec::Custom`] (unknown).
-    ///
-    /// # Errors
-    /// The error the layer's constructor would return for these numbers.
-    pub fn param_shapes(&self) -> Option<Result<Vec<(usize, usize)>, LayerError>> {
-        Some(match self {
-            LayerSpec::Dense { d_in, d_out } => {
-                crate::shape::checked_product("Dense", &[*d_in, *d_out])
-                    .map(|_| vec![(*d_out, *d_in), (*d_out, 1)])
-            }
-            LayerSpec::Conv2d(c) => c.output_size().map(|_| {
-                let taps = c.in_channels * c.kernel.h * c.kernel.w;
-                let mut shapes = vec![(c.out_channels, taps)];
-                if c.bias == crate::Bias::Learned {
-                    shapes.push((c.out_channels, 1));
-                }
-                shapes
-            }),
-            LayerSpec::MaxPool2d(c) => c.output_size().map(|_| Vec::new()),
-            LayerSpec::Softplus
-            | LayerSpec::Sigmoid
-            | LayerSpec::Tanh
-            | LayerSpec::Relu
-            | LayerSpec::Softmax
-            | LayerSpec::Flatten
-            | LayerSpec::Standardize { .. } => Ok(Vec::new()),
-            LayerSpec::Sequential { .. } | LayerSpec::Custom { .. } => return None,
-        })
-    }
-
-    /// Builds the layer this spec describes, with zero parameters (to be loaded).
-    ///
-    /// Returns `None` for specs this crate cannot build: [`LayerSpec::Sequential`] (built by
-    /// `retroprop-models`) and [`LayerSpec::Custom`].
-    ///
-    /// # Errors
-    /// The layer constructor's error if the spec's numbers are invalid (a corrupt file).
-    pub fn build<T: Scalar>(&self) -> Option<Result<Box<dyn Layer<T>>, LayerError>> {
-        use crate::{
-            Dense, Flatten, Init, MaxPool2d, Relu, Sigmoid, Softmax, Softplus, Standardize, Tanh,
-        };
-        fn boxed<T: Scalar, L: Layer<T> + 'static>(
-            r: Result<L, LayerError>,
-        ) -> Result<Box<dyn Layer<T>>, LayerError> {
-            r.map(|l| Box::new(l) as Box<dyn Layer<T>>)
-        }
-        Some(match self {
-            LayerSpec::Dense { d_in, d_out } => boxed(Dense::new(*d_in, *d_out, Init::Zeros)),
-            LayerSpec::Softplus => Ok(Box::new(Softplus::new())),
-            LayerSpec::Sigmoid => Ok(Box::new(Sigmoid::new())),
-            LayerSpec::Tanh => Ok(Box::new(Tanh::new())),
-            LayerSpec::Relu => Ok(Box::new(Relu::new())),
-            LayerSpec::Softmax => Ok(Box::new(Softmax::new())),
-            LayerSpec::Conv2d(c) => boxed(crate::Conv2d::new(*c, Init::Zeros)),
-            LayerSpec::MaxPool2d(c) => boxed(MaxPool2d::new(*c)),
-            LayerSpec::Flatten => Ok(Box::new(Flatten::new())),
-            LayerSpec::Standardize { mean, std } => boxed(Standardize::new(*mean, *std)),
-            LayerSpec::Sequential { .. } | LayerSpec::Custom { .. } => return None,
-        })
     }
 }
 

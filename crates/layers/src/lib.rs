@@ -42,6 +42,8 @@
 #![deny(missing_docs)]
 
 mod activation;
+mod buffer;
+mod builtin;
 mod conv1d;
 mod conv2d;
 mod dense;
@@ -52,7 +54,9 @@ mod layer;
 mod linalg;
 mod maxpool;
 mod param;
+mod registry;
 mod shape;
+mod spec;
 mod standardize;
 pub mod team;
 
@@ -60,17 +64,24 @@ pub mod team;
 pub use retroprop_activations::nalgebra;
 
 pub use activation::{Relu, Sigmoid, Softmax, Softplus, Tanh};
+pub use buffer::Buffer;
+pub use builtin::{
+    FlattenConfig, ReluConfig, SigmoidConfig, SoftmaxConfig, SoftplusConfig, StandardizeConfig,
+    TanhConfig,
+};
 pub use conv1d::{ConvMode, convolve1d};
 pub use conv2d::{Bias, Conv2d, Conv2dConfig, Hw, output_size};
-pub use dense::Dense;
+pub use dense::{Dense, DenseConfig};
 pub use error::LayerError;
 pub use flatten::Flatten;
 pub use init::Init;
-pub use layer::{Layer, LayerSpec};
+pub use layer::Layer;
 pub use maxpool::{MaxPool2d, MaxPool2dConfig};
 pub use param::{Param, ParamKind};
+pub use registry::{LayerConfig, build, param_shapes, register, registered_kinds};
 pub use retroprop_activations::Scalar;
 pub use shape::{MAX_VALUES, Shape};
+pub use spec::LayerSpec;
 pub use standardize::Standardize;
 
 /// The README's examples, compiled and run as doctests.

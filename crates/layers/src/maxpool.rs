@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::conv2d::output_size;
 use crate::layer::{check_grad, check_rows};
 use crate::shape::{check_nonzero, checked_product};
-use crate::{Hw, Layer, LayerError, LayerSpec, Shape};
+use crate::{Hw, Layer, LayerConfig, LayerError, LayerSpec, Shape};
 
 const NAME: &str = "MaxPool2d";
 
@@ -363,7 +363,7 @@ impl<T: Scalar> Layer<T> for MaxPool2d<T> {
     }
 
     fn spec(&self) -> LayerSpec {
-        LayerSpec::MaxPool2d(self.config)
+        LayerSpec::new(MaxPool2dConfig::KIND, &self.config)
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {

@@ -4,7 +4,7 @@ use nalgebra::DMatrix;
 use retroprop_activations::Scalar;
 
 use crate::layer::check_grad;
-use crate::{Layer, LayerError, LayerSpec, Shape};
+use crate::{Buffer, Layer, LayerConfig, LayerError, LayerSpec, Shape, StandardizeConfig};
 
 const NAME: &str = "Standardize";
 
@@ -14,15 +14,16 @@ const NAME: &str = "Standardize";
 /// dL/dx = dL/dy / σ
 /// ```
 ///
+/// `μ` and `σ` are [`Buffer`]s (`"mean"`, `"std"`, each 1×1): saved with the checkpoint, never
+/// touched by an optimizer, not counted in `n_θ`.
+///
 /// Putting the preprocessing in the network keeps a checkpoint self-contained: a model trained
 /// on standardised MNIST pixels (`μ = 0.1307`, `σ = 0.3081`) takes raw `[0, 1]` pixels when
 /// reloaded. A network's leading parameter-free layers are skipped by `backward_params`.
 #[derive(Clone, Debug)]
 pub struct Standardize<T: Scalar> {
-    mean: f64,
-    std: f64,
-    shift: T,
-    scale: T,
+    mean: Buffer<T>,
+    std: Buffer<T>,
     last: Option<(usize, usize)>,
 }
 
@@ -49,16 +50,29 @@ impl<T: Scalar> Standardize<T> {
             });
         }
         Ok(Self {
-            mean,
-            std,
-            shift: T::lit(mean),
-            scale: T::lit(1.0 / std),
+            mean: Buffer::new("mean", DMatrix::from_element(1, 1, T::lit(mean))),
+            std: Buffer::new("std", DMatrix::from_element(1, 1, T::lit(std))),
             last: None,
         })
     }
 
+    /// `(μ, 1/σ)`, from the buffers (which a checkpoint may have replaced).
+    fn shift_scale(&self) -> (T, T) {
+        (self.mean.value()[0], T::one() / self.std.value()[0])
+    }
+
+    /// The mean `μ`.
+    pub fn mean(&self) -> T {
+        self.mean.value()[0]
+    }
+
+    /// The standard deviation `σ`.
+    pub fn std(&self) -> T {
+        self.std.value()[0]
+    }
+
     fn apply(&self, x: &DMatrix<T>) -> DMatrix<T> {
-        let (shift, scale) = (self.shift, self.scale);
+        let (shift, scale) = self.shift_scale();
         let data = x.as_slice().iter().map(|&v| (v - shift) * scale).collect();
         DMatrix::from_vec(x.nrows(), x.ncols(), data)
     }
@@ -70,10 +84,7 @@ impl<T: Scalar> Layer<T> for Standardize<T> {
     }
 
     fn spec(&self) -> LayerSpec {
-        LayerSpec::Standardize {
-            mean: self.mean,
-            std: self.std,
-        }
+        LayerSpec::new(StandardizeConfig::KIND, &StandardizeConfig)
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {
@@ -90,13 +101,23 @@ impl<T: Scalar> Layer<T> for Standardize<T> {
             .last
             .ok_or(LayerError::NoForwardCache { layer: NAME })?;
         check_grad(NAME, grad_y, rows, n)?;
-        let scale = self.scale;
+        let scale = self.shift_scale().1;
         let data = grad_y.as_slice().iter().map(|&g| g * scale).collect();
         Ok(DMatrix::from_vec(rows, n, data))
     }
 
     fn infer(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         Ok(self.apply(x))
+    }
+
+    fn visit_buffers(&self, f: &mut dyn FnMut(&str, &Buffer<T>)) {
+        f("mean", &self.mean);
+        f("std", &self.std);
+    }
+
+    fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, &mut Buffer<T>)) {
+        f("mean", &mut self.mean);
+        f("std", &mut self.std);
     }
 }
 

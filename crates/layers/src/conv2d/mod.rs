@@ -6,7 +6,7 @@ use retroprop_activations::Scalar;
 
 use crate::layer::{check_grad, check_rows};
 use crate::linalg::{MatMut, MatRef, add_assign, gemm};
-use crate::{Init, Layer, LayerError, LayerSpec, Param, ParamKind, Shape};
+use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, Shape};
 
 mod config;
 mod geometry;
@@ -358,7 +358,7 @@ impl<T: Scalar> Layer<T> for Conv2d<T> {
     }
 
     fn spec(&self) -> LayerSpec {
-        LayerSpec::Conv2d(self.config)
+        LayerSpec::new(Conv2dConfig::KIND, &self.config)
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {
