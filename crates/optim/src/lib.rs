@@ -36,13 +36,13 @@
 //! ```
 #![deny(missing_docs)]
 
+mod optimizer;
 mod schedule;
 mod sgd;
 
+pub use optimizer::{OptimError, Optimizer, OptimizerState, ParamStates, SlotState};
 pub use schedule::{Constant, Schedule, StepDecay};
-pub use sgd::{
-    Biases, DecayConvention, GradientDescent, Momentum, OptimError, Optimizer, Sgd, WeightDecay,
-};
+pub use sgd::{Biases, DecayConvention, GradientDescent, Momentum, Sgd, WeightDecay};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

@@ -3,126 +3,11 @@
 use retroprop_activations::Scalar;
 use retroprop_layers::{Layer, ParamKind};
 
-/// What an optimizer rejects.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum OptimError {
-    /// A hyper-parameter outside its domain (a learning rate ≤ 0, a momentum ≥ 1, …).
-    #[error("{name} = {value} is invalid: must be {requirement}")]
-    InvalidHyperparameter {
-        /// Which hyper-parameter.
-        name: &'static str,
-        /// The value given.
-        value: f64,
-        /// What it must satisfy.
-        requirement: &'static str,
-    },
-    /// The optimizer's state (momentum buffers) was built for a model with other parameters.
-    #[error(
-        "optimizer state for parameter #{index} (`{path}`) has {expected} values, the parameter has {got}"
-    )]
-    StateMismatch {
-        /// Position of the parameter in the visiting order.
-        index: usize,
-        /// The parameter's path.
-        path: String,
-        /// Values in the stored state.
-        expected: usize,
-        /// Values in the parameter.
-        got: usize,
-    },
-    /// The model has fewer parameters than the optimizer's state.
-    #[error("optimizer state holds {expected} parameters, the model has {got}")]
-    ParamCount {
-        /// Parameters the state was built for.
-        expected: usize,
-        /// Parameters the model has.
-        got: usize,
-    },
-}
+use crate::optimizer::{OptimizerState, ParamStates, check, check_lr};
+use crate::{OptimError, Optimizer};
 
-fn check(
-    name: &'static str,
-    value: f64,
-    ok: bool,
-    requirement: &'static str,
-) -> Result<(), OptimError> {
-    if ok {
-        Ok(())
-    } else {
-        Err(OptimError::InvalidHyperparameter {
-            name,
-            value,
-            requirement,
-        })
-    }
-}
-
-/// An update rule that walks a model's parameters.
-pub trait Optimizer<T: Scalar>: Send {
-    /// Updates every parameter of `model` from its accumulated gradient.
-    ///
-    /// # Errors
-    /// [`OptimError::StateMismatch`] / [`OptimError::ParamCount`] if the model is not the one the
-    /// optimizer's state was built for.
-    fn step(&mut self, model: &mut dyn Layer<T>) -> Result<(), OptimError>;
-
-    /// The current learning rate `η`.
-    fn learning_rate(&self) -> f64;
-
-    /// Sets `η` (a schedule calls this at each epoch).
-    ///
-    /// # Errors
-    /// [`OptimError::InvalidHyperparameter`] unless `η` is finite and positive.
-    fn set_learning_rate(&mut self, lr: f64) -> Result<(), OptimError>;
-}
-
-/// Parameters at least this long are updated in two halves, on the calling thread and on the
-/// helper of `retroprop_layers::team` (the thread that computed the second half of a split
-/// weight gradient).
-const PAR_MIN: usize = 1 << 15;
-
-/// Applies `f(θᵢ, gᵢ, bᵢ)` to every entry (`buf` empty when there is no momentum buffer), in
-/// two halves for large parameters. Each entry is independent, so the result does not depend
-/// on the split; the loop body is branch-free and vectorises.
-fn update<T: Scalar>(
-    theta: &mut [T],
-    grad: &[T],
-    buf: &mut [T],
-    f: impl Fn(&mut T, T, &mut T) + Sync,
-) {
-    fn run<T: Scalar>(
-        theta: &mut [T],
-        grad: &[T],
-        buf: &mut [T],
-        f: &(impl Fn(&mut T, T, &mut T) + Sync),
-    ) {
-        if buf.is_empty() {
-            let mut unused = T::zero();
-            for (t, &g) in theta.iter_mut().zip(grad) {
-                f(t, g, &mut unused);
-            }
-        } else {
-            for ((t, &g), b) in theta.iter_mut().zip(grad).zip(buf.iter_mut()) {
-                f(t, g, b);
-            }
-        }
-    }
-    if theta.len() < PAR_MIN {
-        run(theta, grad, buf, &f);
-        return;
-    }
-    let mid = theta.len() / 2;
-    let (t1, t2) = theta.split_at_mut(mid);
-    let (g1, g2) = grad.split_at(mid);
-    let (b1, b2) = if buf.is_empty() {
-        (&mut [][..], &mut [][..])
-    } else {
-        buf.split_at_mut(mid)
-    };
-    let f = &f;
-    retroprop_layers::team::join(|| run(t1, g1, b1, f), move || run(t2, g2, b2, f));
-}
+/// The state each parameter has under momentum (PyTorch's name).
+const MOMENTUM_SLOTS: &[&str] = &["momentum_buffer"];
 
 /// Momentum, with PyTorch's `SGD` semantics (dampening 0).
 ///
@@ -245,14 +130,14 @@ impl WeightDecay {
 /// θ ← θ − η g            (plain)   θ ← θ − η b  (heavy ball)   θ ← θ − η (g + μ b)  (Nesterov)
 /// ```
 ///
-/// One fused pass per parameter over contiguous memory. Momentum buffers are kept per
-/// parameter in visiting order and checked against the model at every step.
+/// One fused pass per parameter over contiguous memory. Momentum buffers are kept by parameter
+/// path, checked against the model before every step, and saved with [`Optimizer::state`].
 #[derive(Clone, Debug)]
 pub struct Sgd<T: Scalar> {
     lr: f64,
     momentum: Momentum,
     decay: WeightDecay,
-    velocity: Vec<Vec<T>>,
+    states: ParamStates<T>,
 }
 
 /// The homework's name for [`Sgd`]: full-batch gradient descent when fed full-batch gradients.
@@ -264,17 +149,12 @@ impl<T: Scalar> Sgd<T> {
     /// # Errors
     /// [`OptimError::InvalidHyperparameter`] unless `η` is finite and positive.
     pub fn new(lr: f64) -> Result<Self, OptimError> {
-        check(
-            "learning rate",
-            lr,
-            lr.is_finite() && lr > 0.0,
-            "finite and > 0",
-        )?;
+        check_lr(lr)?;
         Ok(Self {
             lr,
             momentum: Momentum::None,
             decay: WeightDecay::none(),
-            velocity: Vec::new(),
+            states: ParamStates::new(&[]),
         })
     }
 
@@ -287,6 +167,10 @@ impl<T: Scalar> Sgd<T> {
             check("momentum", mu, (0.0..1.0).contains(&mu), "in [0, 1)")?;
         }
         self.momentum = momentum;
+        self.states = ParamStates::new(match momentum {
+            Momentum::None => &[],
+            _ => MOMENTUM_SLOTS,
+        });
         Ok(self)
     }
 
@@ -310,64 +194,38 @@ impl<T: Scalar> Sgd<T> {
 impl<T: Scalar> Optimizer<T> for Sgd<T> {
     fn step(&mut self, model: &mut dyn Layer<T>) -> Result<(), OptimError> {
         let lr = T::lit(self.lr);
-        let (mu, nesterov) = match self.momentum {
-            Momentum::None => (None, false),
-            Momentum::Heavy { mu } => (Some(T::lit(mu)), false),
-            Momentum::Nesterov { mu } => (Some(T::lit(mu)), true),
-        };
         let decay = self.decay;
-        let velocity = &mut self.velocity;
-        let mut index = 0;
-        let mut error = None;
-        model.visit_params_mut(&mut |path, p| {
-            if error.is_some() {
-                return;
-            }
-            let k = T::lit(decay.coefficient(p.kind()));
-            let (theta, grad) = p.value_and_grad_mut();
-            match mu {
-                None => update(theta, grad, &mut [], |t, g, _| *t -= lr * (g + k * *t)),
-                Some(mu) => {
-                    if velocity.len() == index {
-                        velocity.push(vec![T::zero(); theta.len()]);
-                    }
-                    let buf = &mut velocity[index];
-                    if buf.len() != theta.len() {
-                        error = Some(OptimError::StateMismatch {
-                            index,
-                            path: path.to_string(),
-                            expected: buf.len(),
-                            got: theta.len(),
-                        });
-                        return;
-                    }
-                    if nesterov {
-                        update(theta, grad, buf, |t, g, b| {
-                            let d = g + k * *t;
-                            *b = mu * *b + d;
-                            *t -= lr * (d + mu * *b);
-                        });
-                    } else {
-                        update(theta, grad, buf, |t, g, b| {
-                            let d = g + k * *t;
-                            *b = mu * *b + d;
-                            *t -= lr * *b;
-                        });
-                    }
+        let k = move |kind| T::lit(decay.coefficient(kind));
+        match self.momentum {
+            Momentum::None => self.states.apply(model, |kind, theta, grad, _| {
+                let k = k(kind);
+                for (t, &g) in theta.iter_mut().zip(grad) {
+                    *t -= lr * (g + k * *t);
                 }
+            }),
+            Momentum::Heavy { mu } => {
+                let mu = T::lit(mu);
+                self.states.apply(model, |kind, theta, grad, slots| {
+                    let k = k(kind);
+                    for ((t, &g), b) in theta.iter_mut().zip(grad).zip(slots[0].iter_mut()) {
+                        let d = g + k * *t;
+                        *b = mu * *b + d;
+                        *t -= lr * *b;
+                    }
+                })
             }
-            index += 1;
-        });
-        if let Some(e) = error {
-            return Err(e);
+            Momentum::Nesterov { mu } => {
+                let mu = T::lit(mu);
+                self.states.apply(model, |kind, theta, grad, slots| {
+                    let k = k(kind);
+                    for ((t, &g), b) in theta.iter_mut().zip(grad).zip(slots[0].iter_mut()) {
+                        let d = g + k * *t;
+                        *b = mu * *b + d;
+                        *t -= lr * (d + mu * *b);
+                    }
+                })
+            }
         }
-        if mu.is_some() && index != velocity.len() {
-            return Err(OptimError::ParamCount {
-                expected: velocity.len(),
-                got: index,
-            });
-        }
-        Ok(())
     }
 
     fn learning_rate(&self) -> f64 {
@@ -375,14 +233,17 @@ impl<T: Scalar> Optimizer<T> for Sgd<T> {
     }
 
     fn set_learning_rate(&mut self, lr: f64) -> Result<(), OptimError> {
-        check(
-            "learning rate",
-            lr,
-            lr.is_finite() && lr > 0.0,
-            "finite and > 0",
-        )?;
+        check_lr(lr)?;
         self.lr = lr;
         Ok(())
+    }
+
+    fn state(&self) -> OptimizerState<T> {
+        self.states.export("Sgd")
+    }
+
+    fn restore(&mut self, state: OptimizerState<T>) -> Result<(), OptimError> {
+        self.states.import("Sgd", state)
     }
 }
 
@@ -469,21 +330,66 @@ mod tests {
     }
 
     #[test]
-    fn state_from_another_model_is_an_error() {
+    fn state_from_another_model_is_an_error_that_changes_nothing() {
         let mut sgd = Sgd::new(0.1)
             .unwrap()
             .with_momentum(Momentum::Heavy { mu: 0.5 })
             .unwrap();
         sgd.step(&mut layer()).unwrap();
-        let mut other = Dense::<f64>::new(3, 2, Init::Zeros).unwrap();
+        // the bias matches (1 value) but the weight does not: the bias must not move either
+        let mut other = Dense::<f64>::new(3, 1, Init::XavierUniform { seed: 1 }).unwrap();
+        other.bias_mut().grad_mut()[0] = 1.0;
+        let before = other.clone();
+        let err = sgd.step(&mut other).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OptimError::StateMismatch { ref path, expected: 1, got: 3, .. } if path == "weight"
+            ),
+            "{err}"
+        );
+        assert_eq!(other.weight().value(), before.weight().value());
+        assert_eq!(other.bias().value(), before.bias().value());
+        // a model without the parameters the state is for
+        let mut other = retroprop_layers::Relu::<f64>::new();
         assert!(matches!(
             sgd.step(&mut other),
-            Err(OptimError::StateMismatch {
-                index: 0,
-                expected: 1,
-                got: 6,
-                ..
-            })
+            Err(OptimError::UnknownParams { ref missing }) if missing == "bias, weight"
+        ));
+    }
+
+    #[test]
+    fn saved_state_resumes_the_same_trajectory() {
+        let momentum = Momentum::Nesterov { mu: 0.9 };
+        let new = || Sgd::new(0.1).unwrap().with_momentum(momentum).unwrap();
+        // three steps in one go
+        let mut d = layer();
+        let mut sgd = new();
+        for _ in 0..3 {
+            sgd.step(&mut d).unwrap();
+            set_grads(&mut d);
+        }
+        // one step, save, a fresh optimizer restores, two more steps
+        let mut e = layer();
+        let mut first = new();
+        first.step(&mut e).unwrap();
+        set_grads(&mut e);
+        let saved = first.state();
+        assert_eq!(saved.steps, 1);
+        assert_eq!(saved.slots.len(), 2, "weight and bias buffers");
+        let mut second = new();
+        second.restore(saved.clone()).unwrap();
+        for _ in 0..2 {
+            second.step(&mut e).unwrap();
+            set_grads(&mut e);
+        }
+        assert_eq!(wb(&d), wb(&e), "bit for bit");
+        assert_eq!(second.state(), sgd.state());
+        // state of another optimizer configuration is refused
+        let mut plain = Sgd::<f64>::new(0.1).unwrap();
+        assert!(matches!(
+            plain.restore(saved),
+            Err(OptimError::StateKind { .. })
         ));
     }
 
