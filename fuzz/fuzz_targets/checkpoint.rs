@@ -7,13 +7,16 @@ use libfuzzer_sys::fuzz_target;
 use retroprop_models::{Layer, MemoryEstimate, checkpoint};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(model) = checkpoint::from_bytes::<f32>(data) {
+    if let Ok((model, training)) = checkpoint::from_bytes_with::<f32>(data) {
         // a loaded model is consistent: its estimate and its parameter count are computable,
         // and it saves to bytes that load again (the same architecture and values)
         let _ = MemoryEstimate::of(&model);
-        let bytes = checkpoint::to_bytes(&model).expect("a loaded model saves");
-        let again = checkpoint::from_bytes::<f32>(&bytes).expect("a saved model loads");
+        let bytes =
+            checkpoint::to_bytes_with(&model, training.as_ref()).expect("a loaded model saves");
+        let (again, again_training) =
+            checkpoint::from_bytes_with::<f32>(&bytes).expect("a saved model loads");
         assert_eq!(again.param_count(), model.param_count());
+        assert_eq!(again_training, training);
     }
     let _ = checkpoint::from_bytes::<f64>(data);
 });

@@ -48,7 +48,7 @@ mod summary;
 mod train;
 
 pub use builders::{MNIST_MEAN, MNIST_STD, homework_cnn, mlp, mnist_cnn, mnist_mlp};
-pub use checkpoint::CheckpointError;
+pub use checkpoint::{CheckpointError, TrainingState};
 /// The nalgebra this crate is built with: `retroprop_models::nalgebra::DMatrix` is the matrix
 /// type of every retroprop API, without a matching version pin in the user's manifest.
 pub use retroprop_activations::nalgebra;
@@ -56,7 +56,7 @@ pub use retroprop_activations::nalgebra;
 pub use error::ModelError;
 pub use memory::MemoryEstimate;
 pub use retroprop_layers::{Init, Layer, Shape};
-pub use sequential::Sequential;
+pub use sequential::{Sequential, SequentialConfig, register};
 pub use summary::{Summary, SummaryRow};
 pub use train::{
     BatchSize, ConfusionMatrix, EpochStats, Evaluation, Event, FitConfig, FitReport, InMemory,

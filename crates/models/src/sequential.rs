@@ -2,7 +2,8 @@
 
 use nalgebra::DMatrix;
 use retroprop_activations::{Scalar, slice};
-use retroprop_layers::{Layer, LayerError, LayerSpec, Param, Shape};
+use retroprop_layers::{Buffer, Layer, LayerConfig, LayerError, LayerSpec, Param, Shape};
+use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
@@ -137,39 +138,64 @@ impl<T: Scalar> Sequential<T> {
         Ok(p)
     }
 
-    /// Rebuilds a network from its description, with zero parameters (to be loaded).
+    /// Rebuilds a network from its description (any registered kinds), with parameters to be
+    /// loaded.
     ///
     /// # Errors
-    /// [`ModelError::CannotBuild`] for a custom layer; [`ModelError::Layer`] or
-    /// [`ModelError::Incompatible`] for an invalid description.
+    /// [`ModelError::Layer`] for a kind that is not registered or an invalid description,
+    /// [`ModelError::CannotBuild`] if the description is not a `Sequential`.
     pub fn from_spec(spec: &LayerSpec) -> Result<Self, ModelError> {
-        let LayerSpec::Sequential { input, layers } = spec else {
+        register();
+        if spec.kind != SequentialConfig::KIND {
             return Err(ModelError::CannotBuild {
-                layer: format!("{spec:?}"),
+                layer: spec.describe(),
             });
-        };
-        let mut net = Self::new(*input);
-        for layer in layers {
-            let built: Box<dyn Layer<T>> = match layer {
-                LayerSpec::Sequential { .. } => Box::new(Self::from_spec(layer)?),
-                LayerSpec::Custom { name } => {
-                    return Err(ModelError::CannotBuild {
-                        layer: name.clone(),
-                    });
-                }
-                other => match other.build::<T>() {
-                    Some(result) => result?,
-                    None => {
-                        return Err(ModelError::CannotBuild {
-                            layer: format!("{other:?}"),
-                        });
-                    }
-                },
-            };
-            net.add(built)?;
+        }
+        let config: SequentialConfig = spec.config()?;
+        let mut net = Self::new(config.input);
+        for child in &spec.children {
+            net.add(retroprop_layers::build::<T>(child)?)?;
         }
         Ok(net)
     }
+}
+
+/// The configuration of a [`Sequential`]: the shape of one input example (its layers are the
+/// children of its [`LayerSpec`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequentialConfig {
+    /// Shape of one input example.
+    pub input: Shape,
+}
+
+impl LayerConfig for SequentialConfig {
+    const KIND: &'static str = "Sequential";
+    const CONTAINER: bool = true;
+
+    fn build<T: Scalar>(
+        &self,
+        children: Vec<Box<dyn Layer<T>>>,
+    ) -> Result<Box<dyn Layer<T>>, LayerError> {
+        let mut net = Sequential::new(self.input);
+        for (index, layer) in children.into_iter().enumerate() {
+            net.add(layer).map_err(|e| LayerError::Config {
+                kind: Self::KIND.to_string(),
+                detail: format!("layer {index} does not fit: {e}"),
+            })?;
+        }
+        Ok(Box::new(net))
+    }
+
+    fn param_shapes(&self) -> Option<Result<Vec<(usize, usize)>, LayerError>> {
+        Some(Ok(Vec::new()))
+    }
+}
+
+/// Registers the kinds of this crate (`Sequential`) in `retroprop-layers`' registry; called by
+/// everything here that builds from a description, and harmless to call again.
+pub fn register() {
+    retroprop_layers::register::<SequentialConfig>()
+        .expect("no other type registers the kind `Sequential`");
 }
 
 impl<T: Scalar> Layer<T> for Sequential<T> {
@@ -178,10 +204,11 @@ impl<T: Scalar> Layer<T> for Sequential<T> {
     }
 
     fn spec(&self) -> LayerSpec {
-        LayerSpec::Sequential {
-            input: self.input,
-            layers: self.layers.iter().map(|l| l.spec()).collect(),
-        }
+        LayerSpec::new(
+            SequentialConfig::KIND,
+            &SequentialConfig { input: self.input },
+        )
+        .with_children(self.layers.iter().map(|l| l.spec()).collect())
     }
 
     fn output_shape(&self, input: Shape) -> Result<Shape, LayerError> {
@@ -259,6 +286,18 @@ impl<T: Scalar> Layer<T> for Sequential<T> {
     fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut Param<T>)) {
         for (i, layer) in self.layers.iter_mut().enumerate() {
             layer.visit_params_mut(&mut |path, p| f(&format!("{i}.{path}"), p));
+        }
+    }
+
+    fn visit_buffers(&self, f: &mut dyn FnMut(&str, &Buffer<T>)) {
+        for (i, layer) in self.layers.iter().enumerate() {
+            layer.visit_buffers(&mut |path, b| f(&format!("{i}.{path}"), b));
+        }
+    }
+
+    fn visit_buffers_mut(&mut self, f: &mut dyn FnMut(&str, &mut Buffer<T>)) {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            layer.visit_buffers_mut(&mut |path, b| f(&format!("{i}.{path}"), b));
         }
     }
 

@@ -5,12 +5,12 @@ use std::ops::ControlFlow;
 use nalgebra::DMatrix;
 use retroprop_activations::rng::Rng;
 use retroprop_gradcheck::{Config, check_with_loss, conformance};
-use retroprop_layers::{Dense, Init, Layer, LayerSpec, Shape, Softplus, Tanh};
+use retroprop_layers::{Dense, DenseConfig, Init, Layer, LayerSpec, Shape, Softplus, Tanh};
 use retroprop_losses::{CrossEntropy, Loss, Mse, Target};
 use retroprop_models::checkpoint::{self, CheckpointError};
 use retroprop_models::{
-    BatchSize, FitConfig, InMemory, ModelError, Sequential, evaluate, fit, homework_cnn, mlp,
-    mnist_cnn,
+    BatchSize, FitConfig, InMemory, ModelError, Sequential, SequentialConfig, evaluate, fit,
+    homework_cnn, mlp, mnist_cnn,
 };
 use retroprop_optim::{Momentum, Optimizer, Sgd, StepDecay, WeightDecay};
 
@@ -361,13 +361,13 @@ fn wrong_scalar_architecture_or_version_are_typed_errors() {
         checkpoint::load_into_bytes(&mut mlp_net, &bytes),
         Err(CheckpointError::ArchitectureMismatch { .. })
     ));
-    let mut v2 = bytes.clone();
-    v2[8] = 2;
+    let mut v3 = bytes.clone();
+    v3[8] = 3;
     assert_eq!(
-        checkpoint::from_bytes::<f32>(&v2).unwrap_err(),
+        checkpoint::from_bytes::<f32>(&v3).unwrap_err(),
         CheckpointError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 3,
+            supported: 2
         }
     );
     assert_eq!(
@@ -425,13 +425,13 @@ fn every_single_byte_flip_is_detected() {
 #[test]
 fn a_forged_header_cannot_cause_a_huge_allocation_or_deep_recursion() {
     // a header claiming a dense layer of 2³⁰ × 2³⁰ weights, with a valid checksum
-    let spec = LayerSpec::Sequential {
-        input: Shape::Flat(1 << 30),
-        layers: vec![LayerSpec::Dense {
-            d_in: 1 << 30,
-            d_out: 1 << 30,
-        }],
+    let sequential = |input| LayerSpec::new("Sequential", &SequentialConfig { input });
+    let dense = DenseConfig {
+        d_in: 1 << 30,
+        d_out: 1 << 30,
     };
+    let spec =
+        sequential(Shape::Flat(1 << 30)).with_children(vec![LayerSpec::new("Dense", &dense)]);
     struct Fake(LayerSpec);
     impl Layer<f32> for Fake {
         fn name(&self) -> &'static str {
@@ -460,14 +460,12 @@ fn a_forged_header_cannot_cause_a_huge_allocation_or_deep_recursion() {
         }
     }
     let bytes = checkpoint::to_bytes(&Fake(spec)).unwrap();
-    assert!(checkpoint::from_bytes::<f32>(&bytes).is_err());
+    let err = checkpoint::from_bytes::<f32>(&bytes).unwrap_err();
+    assert!(matches!(err, CheckpointError::Header { .. }), "{err}");
     // nesting deeper than MAX_DEPTH
-    let mut deep = LayerSpec::Softplus;
+    let mut deep = LayerSpec::unit("Softplus");
     for _ in 0..(checkpoint::MAX_DEPTH + 5) {
-        deep = LayerSpec::Sequential {
-            input: Shape::Flat(2),
-            layers: vec![deep],
-        };
+        deep = sequential(Shape::Flat(2)).with_children(vec![deep]);
     }
     let bytes = checkpoint::to_bytes(&Fake(deep)).unwrap();
     assert!(matches!(
@@ -520,8 +518,9 @@ fn an_architecture_mismatch_names_both_layers() {
     let err = checkpoint::load_into_bytes(&mut other, &bytes).unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("Dense 5→4 in the file but Dense 5→6 in the model")
-            && !text.contains("Some("),
+        text.contains(
+            r#"Dense {"d_in":5,"d_out":4} in the file but Dense {"d_in":5,"d_out":6} in the model"#
+        ) && !text.contains("Some("),
         "{text}"
     );
 }
@@ -556,9 +555,12 @@ fn with_checksum(mut body: Vec<u8>) -> Vec<u8> {
 
 #[test]
 fn an_undecodable_header_is_described_not_dumped() {
-    let bytes =
-        checkpoint::to_bytes(&mlp::<f32>(5, 4, 3, Init::XavierUniform { seed: 1 }).unwrap())
-            .unwrap();
+    // a version-1 file (a closed list of kinds, encoded by position)
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/v1-mlp-f32.ckpt"
+    );
+    let bytes = std::fs::read(path).unwrap();
     let body = bytes[..bytes.len() - 8].to_vec();
     // header: "f32" (a length byte and 3 bytes), the node count, then the first node's kind:
     // make it a kind no version has written

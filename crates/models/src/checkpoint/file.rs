@@ -8,7 +8,9 @@ use std::path::Path;
 use retroprop_activations::Scalar;
 use retroprop_layers::Layer;
 
-use super::{CheckpointError, from_bytes, load_into_bytes, to_bytes};
+use super::{
+    CheckpointError, TrainingState, from_bytes, from_bytes_with, load_into_bytes, to_bytes_with,
+};
 use crate::Sequential;
 
 fn io_error(path: &Path, e: &std::io::Error) -> CheckpointError {
@@ -44,8 +46,25 @@ pub fn save<T: Scalar>(
     model: &dyn Layer<T>,
     path: impl AsRef<Path>,
 ) -> Result<(), CheckpointError> {
-    let path = path.as_ref();
-    let bytes = to_bytes(model)?;
+    write_atomically(path.as_ref(), &to_bytes_with(model, None)?)
+}
+
+/// Saves `model` with the training state that resumes its run (optimizer state, epochs done,
+/// the program's settings), atomically as [`save`]. [`load`] reads the model of such a file;
+/// [`load_training`] reads both.
+///
+/// # Errors
+/// [`CheckpointError::Io`] if the file cannot be written.
+pub fn save_training<T: Scalar>(
+    model: &dyn Layer<T>,
+    training: &TrainingState<T>,
+    path: impl AsRef<Path>,
+) -> Result<(), CheckpointError> {
+    write_atomically(path.as_ref(), &to_bytes_with(model, Some(training))?)
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -53,7 +72,7 @@ pub fn save<T: Scalar>(
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
+        file.write_all(bytes)?;
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         // the rename itself is durable only once the directory is synced
@@ -126,4 +145,15 @@ pub fn load_into<T: Scalar>(
     path: impl AsRef<Path>,
 ) -> Result<(), CheckpointError> {
     load_into_bytes(model, &read(path.as_ref())?)
+}
+
+/// Loads a model saved with [`save_training`] and its training state (`None` for a file saved
+/// with [`save`]).
+///
+/// # Errors
+/// As [`load`].
+pub fn load_training<T: Scalar>(
+    path: impl AsRef<Path>,
+) -> Result<(Sequential<T>, Option<TrainingState<T>>), CheckpointError> {
+    from_bytes_with(&read(path.as_ref())?)
 }
