@@ -105,6 +105,16 @@ pub enum ModelError {
         /// The value given.
         value: usize,
     },
+    /// A resumed run asks for no more epochs than it has done.
+    #[error(
+        "the run has already done {done} epochs and {epochs} were asked for in total: ask for more epochs than {done} to continue it"
+    )]
+    NothingToResume {
+        /// Epochs done.
+        done: usize,
+        /// Total epochs asked for.
+        epochs: usize,
+    },
 }
 
 fn restored_description(epoch: usize) -> String {

@@ -117,8 +117,13 @@ pub enum BatchSize {
 
 /// What [`fit`] does.
 pub struct FitConfig {
-    /// Passes over the data.
+    /// Passes over the data, in total (Lightning's `max_epochs`: a resumed run counts the epochs
+    /// it had done).
     pub epochs: usize,
+    /// Epochs already done by the run being resumed (0 for a new run). `fit` replays their
+    /// shuffles, so epoch `k + 1` sees the order it would have seen without the interruption;
+    /// with the optimizer state restored ([`Optimizer::restore`]) the run continues bit for bit.
+    pub done: usize,
     /// Examples per optimizer step.
     pub batch: BatchSize,
     /// Seed of the shuffling (weights are seeded when the model is built).
@@ -132,10 +137,17 @@ impl FitConfig {
     pub fn new(epochs: usize, batch: BatchSize) -> Self {
         Self {
             epochs,
+            done: 0,
             batch,
             seed: 0,
             schedule: Box::new(Constant),
         }
+    }
+
+    /// Continuing a run that has done `done` of its epochs.
+    pub fn resume_after(mut self, done: usize) -> Self {
+        self.done = done;
+        self
     }
 
     /// With this shuffling seed.
@@ -334,10 +346,16 @@ fn fit_on_worker<T: Scalar>(
             value: 0,
         });
     }
+    if config.done >= config.epochs {
+        return Err(ModelError::NothingToResume {
+            done: config.done,
+            epochs: config.epochs,
+        });
+    }
     let n = data.len();
     let base_lr = optimizer.learning_rate();
     guard::check_schedule(config.schedule.as_ref(), base_lr, config.epochs)?;
-    let mut last_good = guard::Snapshot::take(model, 0);
+    let mut last_good = guard::Snapshot::take(model, config.done);
     // the full batch is summed in chunks whose activations fit in CHUNK_BYTES
     let full_chunk = MemoryEstimate::of(model).training_chunk();
     let mut rng = Rng::new(config.seed);
@@ -350,8 +368,14 @@ fn fit_on_worker<T: Scalar>(
         epochs: Vec::new(),
         stopped_early: false,
     };
+    if let BatchSize::Mini(_) = config.batch {
+        // the shuffles of the epochs done, so the next one sees the order it would have
+        for _ in 0..config.done {
+            rng.shuffle(&mut order);
+        }
+    }
 
-    for epoch in 1..=config.epochs {
+    for epoch in config.done + 1..=config.epochs {
         let lr = config.schedule.rate(base_lr, epoch - 1);
         optimizer.set_learning_rate(lr)?;
         let started = Instant::now();
