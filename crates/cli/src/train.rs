@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
@@ -12,9 +12,11 @@ use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
 use retroprop_models::{
     BatchSize, Evaluation, Event, FitConfig, MemoryEstimate, ModelError, Sequential, Summary,
-    checkpoint, evaluate, fit, mnist_cnn, mnist_mlp,
+    TrainingState, checkpoint, evaluate, fit, mnist_cnn, mnist_mlp,
 };
-use retroprop_optim::{Constant, Momentum, Schedule, Sgd, StepDecay, WeightDecay};
+use retroprop_optim::{
+    Constant, Momentum, Optimizer, OptimizerState, Schedule, Sgd, StepDecay, WeightDecay,
+};
 use serde::Serialize;
 
 use crate::budget::Budget;
@@ -22,7 +24,8 @@ use crate::rundir::RunDir;
 use crate::{load_data, plot};
 
 /// The networks `train` can train.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     /// The MLP of part 2: 784 → d_h softplus → 10 (softmax in the cross-entropy).
     Mlp,
@@ -104,6 +107,15 @@ pub struct TrainArgs {
     /// Print one JSON object with the results on stdout (progress goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Continue the run in this directory up to --epochs in total (Lightning's max_epochs):
+    /// its model, optimizer state, shuffling and schedule come back from its model.ckpt, and
+    /// the result is the run that never stopped, byte for byte. The run's own settings are
+    /// kept, so the flags that would change them are refused.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
+        "model", "batch_size", "full_batch", "lr", "momentum", "weight_decay", "lr_step",
+        "lr_gamma", "hidden", "seed", "limit", "out",
+    ])]
+    resume: Option<PathBuf>,
 }
 
 /// The defaults of one model (see [`TrainArgs`]).
@@ -171,7 +183,19 @@ fn unit_interval(s: &str) -> Result<f64, String> {
 /// Every setting of a run, after defaults.
 #[derive(Clone, Debug, Serialize)]
 struct Settings {
-    model: &'static str,
+    /// What a resumed run must repeat (stored in the checkpoint).
+    #[serde(flatten)]
+    run: RunSettings,
+    threads: usize,
+    train_images: usize,
+    test_images: usize,
+}
+
+/// The settings that decide a run's result: saved in its checkpoint, so `--resume` continues
+/// with them (the thread count is not among them: the bits do not depend on it).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+struct RunSettings {
+    model: ModelKind,
     epochs: usize,
     batch: Option<usize>,
     full_batch: bool,
@@ -182,9 +206,7 @@ struct Settings {
     lr_gamma: f64,
     hidden: usize,
     seed: u64,
-    threads: usize,
-    train_images: usize,
-    test_images: usize,
+    limit: Option<u64>,
 }
 
 /// One line of metrics.csv.
@@ -266,38 +288,30 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
             .build_global()
             .map_err(|e| format!("--threads {threads}: {e}"))?;
     }
+    let resumed = match &args.resume {
+        Some(dir) => Some(Resumed::read(dir, &args)?),
+        None => None,
+    };
+    let run = match &resumed {
+        Some(r) => r.run.clone(),
+        None => RunSettings::from_args(&args),
+    };
     let mut mnist = load_data(args.data.clone())?;
-    if let Some(n) = args.limit {
+    if let Some(n) = run.limit {
         let n = n as usize;
         mnist.train = mnist.train.take(n);
         mnist.test = mnist.test.take((n / 6).max(1));
     }
-    let d = args.model.defaults();
-    let full = args.full_batch;
     let settings = Settings {
-        model: args.model.name(),
-        epochs: args.epochs.map_or(d.epochs, |e| e as usize),
-        batch: if full {
-            None
-        } else {
-            Some(args.batch_size.map_or(d.batch, |b| b as usize))
-        },
-        full_batch: full,
-        lr: args.lr.unwrap_or(d.lr),
-        momentum: args.momentum.unwrap_or(if full { 0.0 } else { d.momentum }),
-        weight_decay: args.weight_decay,
-        lr_step: args.lr_step.unwrap_or(if full { 0 } else { d.lr_step }),
-        lr_gamma: args.lr_gamma.unwrap_or(d.lr_gamma),
-        hidden: args.hidden as usize,
-        seed: args.seed,
+        run,
         threads: rayon::current_num_threads(),
         train_images: mnist.train.len(),
         test_images: mnist.test.len(),
     };
     let budget = Budget::new(args.memory_budget);
-    if args.model == ModelKind::Mlp {
+    if settings.run.model == ModelKind::Mlp && args.resume.is_none() {
         // checked before the model is built: its parameters alone could exhaust memory
-        let h = settings.hidden;
+        let h = settings.run.hidden;
         let params = h
             .checked_mul(784 + 1)
             .and_then(|p| p.checked_add(h.checked_mul(10)?))
@@ -309,26 +323,43 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
             "choose a smaller --hidden",
         )?;
     }
-    let mut net = match args.model {
-        ModelKind::Mlp => {
-            mnist_mlp::<f32>(settings.hidden, Init::XavierUniform { seed: args.seed })
+    let (mut net, mut records, done, optimizer_state) = match resumed {
+        Some(r) => (r.net, r.records, r.done, Some(r.optimizer)),
+        None => {
+            let seed = settings.run.seed;
+            let net = match settings.run.model {
+                ModelKind::Mlp => {
+                    mnist_mlp::<f32>(settings.run.hidden, Init::XavierUniform { seed })
+                }
+                ModelKind::Cnn => mnist_cnn::<f32>(Init::HeUniform { seed }),
+            }
+            .map_err(|e| e.to_string())?;
+            (net, Vec::new(), 0, None)
         }
-        ModelKind::Cnn => mnist_cnn::<f32>(Init::HeUniform { seed: args.seed }),
-    }
-    .map_err(|e| e.to_string())?;
+    };
     // the test set is checked now, not after the first epoch
-    crate::check_image_size(&net, &mnist.test, &format!("the {} model", settings.model))?;
+    crate::check_image_size(
+        &net,
+        &mnist.test,
+        &format!("the {} model", settings.run.model.name()),
+    )?;
     let memory = MemoryEstimate::of(&net);
-    let batch = settings.batch.unwrap_or(memory.training_chunk());
+    let batch = settings.run.batch.unwrap_or(memory.training_chunk());
     budget.check(
         memory
             .training_bytes(batch)
             .max(memory.inference_bytes(memory.inference_chunk())),
-        &format!("training {} with batches of {batch}", settings.model),
+        &format!(
+            "training {} with batches of {batch}",
+            settings.run.model.name()
+        ),
         "choose a smaller --batch-size (or --hidden)",
     )?;
     // locked before training, so a second run on the same --out is refused at once
-    let run_dir = RunDir::open(&output_dir(&args)?)?;
+    let run_dir = RunDir::open(&match &args.resume {
+        Some(dir) => dir.clone(),
+        None => output_dir(&args)?,
+    })?;
     let out = run_dir.path().to_path_buf();
     let json = args.json;
     if !json {
@@ -337,26 +368,32 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     say(
         json,
         &format!(
-            "training {} on {} images ({} test), {} epochs, {}, η {}, momentum {}, λ {}, {} threads",
-            settings.model,
+            "{} {} on {} images ({} test), {} epochs, {}, η {}, momentum {}, λ {}, {} threads",
+            if done > 0 {
+                format!("resuming after epoch {done}:")
+            } else {
+                "training".to_string()
+            },
+            settings.run.model.name(),
             settings.train_images,
             settings.test_images,
-            settings.epochs,
+            settings.run.epochs,
             settings
+                .run
                 .batch
                 .map_or("full batch".to_string(), |b| format!("batch {b}")),
-            number(settings.lr),
-            number(settings.momentum),
-            number(settings.weight_decay),
+            number(settings.run.lr),
+            number(settings.run.momentum),
+            number(settings.run.weight_decay),
             settings.threads
         ),
     );
 
-    let mut sgd = Sgd::new(settings.lr)
+    let mut sgd = Sgd::new(settings.run.lr)
         .and_then(|s| {
-            s.with_momentum(if settings.momentum > 0.0 {
+            s.with_momentum(if settings.run.momentum > 0.0 {
                 Momentum::Heavy {
-                    mu: settings.momentum,
+                    mu: settings.run.momentum,
                 }
             } else {
                 Momentum::None
@@ -364,24 +401,28 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         })
         .map_err(|e| e.to_string())?
         .with_weight_decay(
-            WeightDecay::homework(settings.weight_decay).map_err(|e| e.to_string())?,
+            WeightDecay::homework(settings.run.weight_decay).map_err(|e| e.to_string())?,
         );
-    let schedule: Box<dyn Schedule> = if settings.lr_step > 0 {
+    if let Some(state) = optimizer_state {
+        sgd.restore(state).map_err(|e| e.to_string())?;
+    }
+    let schedule: Box<dyn Schedule> = if settings.run.lr_step > 0 {
         Box::new(StepDecay {
-            step: settings.lr_step,
-            gamma: settings.lr_gamma,
+            step: settings.run.lr_step,
+            gamma: settings.run.lr_gamma,
         })
     } else {
         Box::new(Constant)
     };
     let config = FitConfig {
-        epochs: settings.epochs,
-        batch: settings.batch.map_or(BatchSize::Full, BatchSize::Mini),
-        seed: settings.seed,
+        epochs: settings.run.epochs,
+        done,
+        batch: settings.run.batch.map_or(BatchSize::Full, BatchSize::Mini),
+        seed: settings.run.seed,
         schedule,
     };
     let loss = CrossEntropy::default();
-    let (records, diverged) = match train_loop(
+    let (new_records, diverged) = match train_loop(
         &mut net,
         &mnist.train,
         &mnist.test,
@@ -395,7 +436,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         Err(Stop::Failed(error)) => return Err(flag_hint(&error, &settings)),
     };
     if let Some(error) = &diverged
-        && records.is_empty()
+        && new_records.is_empty()
     {
         return Err(format!(
             "{}\nnothing was written: {} keeps what it held before",
@@ -407,7 +448,18 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     let started = Instant::now();
     let final_eval = evaluate(&net, &mnist.test, &loss).map_err(|e| e.to_string())?;
     let ckpt = out.join("model.ckpt");
-    let model_bytes = checkpoint::to_bytes(&net).map_err(|e| e.to_string())?;
+    records.extend(new_records);
+    // a diverged run keeps its last good model, but not an optimizer state to resume from
+    let training = match &diverged {
+        None => Some(TrainingState {
+            optimizer: sgd.state(),
+            epochs_done: settings.run.epochs,
+            settings: serde_json::to_string(&settings.run).map_err(|e| e.to_string())?,
+        }),
+        Some(_) => None,
+    };
+    let model_bytes =
+        checkpoint::to_bytes_with(&net, training.as_ref()).map_err(|e| e.to_string())?;
     let col = |f: fn(&EpochRecord) -> f64| records.iter().map(f).collect::<Vec<f64>>();
     let curves = plot::curves(
         &col(|r| r.train_loss),
@@ -458,6 +510,118 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     Ok(())
 }
 
+impl RunSettings {
+    /// The settings of a new run: the flags, and each model's defaults for the rest.
+    fn from_args(args: &TrainArgs) -> Self {
+        let d = args.model.defaults();
+        let full = args.full_batch;
+        Self {
+            model: args.model,
+            epochs: args.epochs.map_or(d.epochs, |e| e as usize),
+            batch: if full {
+                None
+            } else {
+                Some(args.batch_size.map_or(d.batch, |b| b as usize))
+            },
+            full_batch: full,
+            lr: args.lr.unwrap_or(d.lr),
+            momentum: args.momentum.unwrap_or(if full { 0.0 } else { d.momentum }),
+            weight_decay: args.weight_decay,
+            lr_step: args.lr_step.unwrap_or(if full { 0 } else { d.lr_step }),
+            lr_gamma: args.lr_gamma.unwrap_or(d.lr_gamma),
+            hidden: args.hidden as usize,
+            seed: args.seed,
+            limit: args.limit,
+        }
+    }
+}
+
+/// What `--resume` reads from a run directory.
+struct Resumed {
+    run: RunSettings,
+    net: Sequential<f32>,
+    optimizer: OptimizerState<f32>,
+    done: usize,
+    records: Vec<EpochRecord>,
+}
+
+impl Resumed {
+    fn read(dir: &Path, args: &TrainArgs) -> Result<Self, String> {
+        let ckpt = dir.join("model.ckpt");
+        let (net, training) = checkpoint::load_training::<f32>(&ckpt).map_err(|e| {
+            format!(
+                "--resume {}: cannot read its model.ckpt: {e}",
+                dir.display()
+            )
+        })?;
+        let training = training.ok_or_else(|| {
+            format!(
+                "--resume {}: its model.ckpt holds no training state (it was written by a run that diverged, or by `retroprop import`): start a new run instead",
+                dir.display()
+            )
+        })?;
+        let mut run: RunSettings = serde_json::from_str(&training.settings).map_err(|e| {
+            format!(
+                "--resume {}: the run's settings in model.ckpt are not this program's ({e})",
+                dir.display()
+            )
+        })?;
+        let epochs = args.epochs.ok_or_else(|| {
+            format!(
+                "--resume {} continues a run of {} epochs: give --epochs, the total to reach (more than {})",
+                dir.display(),
+                training.epochs_done,
+                training.epochs_done
+            )
+        })?;
+        run.epochs = epochs as usize;
+        let metrics = dir.join("metrics.csv");
+        let text = std::fs::read_to_string(&metrics)
+            .map_err(|e| format!("--resume: {}: {e}", metrics.display()))?;
+        let records = parse_metrics(&text)
+            .filter(|r| r.len() == training.epochs_done)
+            .ok_or_else(|| {
+                format!(
+                    "--resume: {} does not hold the {} epochs its model.ckpt has done",
+                    metrics.display(),
+                    training.epochs_done
+                )
+            })?;
+        Ok(Self {
+            run,
+            net,
+            optimizer: training.optimizer,
+            done: training.epochs_done,
+            records,
+        })
+    }
+}
+
+/// The records of a metrics.csv written by [`metrics_csv`]; `None` if it is not one.
+fn parse_metrics(text: &str) -> Option<Vec<EpochRecord>> {
+    let mut lines = text.lines();
+    lines
+        .next()
+        .filter(|h| h.starts_with("epoch,learning_rate,"))?;
+    lines
+        .map(|line| {
+            let v: Vec<&str> = line.split(',').collect();
+            let f = |k: usize| v.get(k)?.parse::<f64>().ok();
+            (v.len() == 8).then_some(())?;
+            Some(EpochRecord {
+                epoch: v[0].parse().ok()?,
+                learning_rate: f(1)?,
+                train_loss: f(2)?,
+                train_accuracy: f(3)?,
+                test_loss: f(4)?,
+                test_accuracy: f(5)?,
+                train_seconds: f(6)?,
+                eval_seconds: f(7)?,
+            })
+        })
+        .collect()
+}
+
 fn metrics_csv(records: &[EpochRecord]) -> String {
     let mut csv = String::from(
         "epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,eval_seconds\n",
@@ -496,11 +660,11 @@ fn flag_hint(error: &ModelError, settings: &Settings) -> String {
     match error {
         ModelError::Diverged { .. } => format!(
             "{error} (here --lr {:e}, --weight-decay {:e})",
-            settings.lr, settings.weight_decay
+            settings.run.lr, settings.run.weight_decay
         ),
         ModelError::Schedule { .. } => format!(
             "{error} (here --lr-gamma {:e} every --lr-step {} epochs)",
-            settings.lr_gamma, settings.lr_step
+            settings.run.lr_gamma, settings.run.lr_step
         ),
         other => other.to_string(),
     }
@@ -537,7 +701,7 @@ fn train_loop(
                 let b = bar.get_or_insert_with(|| {
                     epoch_started = Instant::now();
                     let b = ProgressBar::new(*total as u64).with_style(style.clone());
-                    b.set_prefix(format!("epoch {epoch}/{}", settings.epochs));
+                    b.set_prefix(format!("epoch {epoch}/{}", settings.run.epochs));
                     b
                 });
                 let rate = *seen as f64 / epoch_started.elapsed().as_secs_f64().max(1e-9);
@@ -574,7 +738,7 @@ fn train_loop(
                     &format!(
                         "epoch {:>2}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.2} s ({:.0} images/s)",
                         record.epoch,
-                        settings.epochs,
+                        settings.run.epochs,
                         record.train_loss,
                         100.0 * record.train_accuracy,
                         record.test_loss,

@@ -1,0 +1,124 @@
+//! `retroprop train --resume`: a run stopped after 2 epochs and resumed to 5 leaves the
+//! checkpoint a 5-epoch run writes in one go, byte for byte, and the same metrics.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn retroprop(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_retroprop"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(args: &[&str]) {
+    let out = retroprop(args);
+    assert!(
+        out.status.success(),
+        "retroprop {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn fresh(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("retroprop-resume-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// metrics.csv without its two timing columns.
+fn metrics(dir: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    text.lines()
+        .map(|l| l.split(',').take(6).collect::<Vec<_>>().join(","))
+        .collect()
+}
+
+fn resume_matches_one_go(name: &str, flags: &[&str]) {
+    let (whole, parts) = (
+        fresh(&format!("{name}-whole")),
+        fresh(&format!("{name}-parts")),
+    );
+    let args = |epochs: &'static str, out: &Path| -> Vec<String> {
+        let mut a: Vec<String> = ["train", "--epochs", epochs, "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.push(out.to_str().unwrap().to_string());
+        a.extend(flags.iter().map(|s| s.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    run(args("5", &whole));
+    run(args("2", &parts));
+    // more threads for the second half: the bits do not depend on the thread count
+    ok(&[
+        "train",
+        "--epochs",
+        "5",
+        "--threads",
+        "2",
+        "--resume",
+        parts.to_str().unwrap(),
+    ]);
+    let (a, b) = (
+        std::fs::read(whole.join("model.ckpt")).unwrap(),
+        std::fs::read(parts.join("model.ckpt")).unwrap(),
+    );
+    assert!(
+        a == b,
+        "{name}: the resumed checkpoint differs from the one-go run"
+    );
+    assert_eq!(metrics(&whole), metrics(&parts), "{name}");
+    assert_eq!(metrics(&parts).len(), 6, "{name}: header and five epochs");
+    for dir in [whole, parts] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn a_resumed_mlp_run_is_byte_identical_to_one_run() {
+    resume_matches_one_go(
+        "mlp",
+        &["--limit", "600", "--hidden", "8", "--lr-step", "2"],
+    );
+}
+
+#[test]
+fn a_resumed_cnn_run_is_byte_identical_to_one_run() {
+    resume_matches_one_go(
+        "cnn",
+        &["--model", "cnn", "--limit", "240", "--threads", "1"],
+    );
+}
+
+#[test]
+fn resume_keeps_the_runs_settings_and_says_what_is_missing() {
+    let dir = fresh("refusals");
+    let d = dir.to_str().unwrap();
+    ok(&[
+        "train", "--epochs", "1", "--limit", "300", "--hidden", "4", "--out", d,
+    ]);
+    let err = |args: &[&str]| {
+        let out = retroprop(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let text = err(&["train", "--resume", d]);
+    assert!(text.contains("give --epochs"), "{text}");
+    let text = err(&["train", "--resume", d, "--epochs", "1"]);
+    assert!(text.contains("more epochs than 1"), "{text}");
+    let text = err(&["train", "--resume", d, "--epochs", "3", "--lr", "0.1"]);
+    assert!(text.contains("--lr"), "{text}");
+    let missing = dir.join("nothing-here");
+    let text = err(&[
+        "train",
+        "--resume",
+        missing.to_str().unwrap(),
+        "--epochs",
+        "3",
+    ]);
+    assert!(text.contains("model.ckpt"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
