@@ -5,8 +5,8 @@
 //! `cargo bench -p retroprop-benches --bench activations`.
 
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
-use retroprop_activations::rng::Rng;
+use retroprop_core::Scalar;
+use retroprop_core::rng::Rng;
 
 /// A `rows × cols` matrix of values uniform in `[lo, hi)` from the workspace's seeded
 /// generator, identical on every machine.

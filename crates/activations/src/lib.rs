@@ -39,14 +39,11 @@
 #![deny(missing_docs)]
 
 mod error;
-mod fast;
 mod pointwise;
-pub mod rng;
-mod scalar;
 pub mod slice;
 pub mod vector;
 
-/// The nalgebra this crate is built with: `retroprop_activations::nalgebra::DMatrix` is the
+/// The nalgebra this crate is built with: `retroprop_core::nalgebra::DMatrix` is the
 /// matrix type every retroprop API takes, so a downstream crate needs no matching pin of its
 /// own.
 pub use nalgebra;
@@ -56,7 +53,9 @@ pub use pointwise::{
     RELU_PRIME_AT_ZERO, heaviside, indicator, log_sigmoid, relu, relu_prime, sigmoid,
     sigmoid_prime, sign, softplus, softplus_prime, steep_logistic, tanh, tanh_prime,
 };
-pub use scalar::{Kernels, Scalar};
+/// The numeric bound and the seeded generator live in `retroprop-core`; they are re-exported
+/// here for code that uses only this crate.
+pub use retroprop_core::{Kernels, Scalar, rng};
 pub use vector::{
     log_softmax, log_softmax_vjp, log_sum_exp, softmax, softmax_jacobian, softmax_vjp,
 };

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
-use retroprop_activations::rng::Rng;
+use retroprop_core::rng::Rng;
+use retroprop_core::{Scalar, split};
 use retroprop_models::Source;
 
 use crate::DataError;
@@ -238,22 +238,20 @@ impl<T: Scalar> Source<T> for Images {
                 *v = table[usize::from(b)];
             }
         };
-        let convert_all = |columns: &mut [T], indices: &[usize]| {
-            for (col, &i) in columns.chunks_exact_mut(size).zip(indices) {
+        let columns = &mut x.as_mut_slice()[..size * indices.len()];
+        let work = (
+            split::Chunks {
+                data: columns,
+                size,
+            },
+            indices,
+        );
+        // a large batch in two halves, on two cores
+        split::halves(work, |(columns, indices)| {
+            for (col, &i) in columns.data.chunks_exact_mut(size).zip(indices) {
                 convert(col, i);
             }
-        };
-        let columns = &mut x.as_mut_slice()[..size * indices.len()];
-        if indices.len() >= 64 {
-            // two halves: here and on the layers' helper thread
-            let mid = indices.len() / 2;
-            let (c1, c2) = columns.split_at_mut(mid * size);
-            let (i1, i2) = indices.split_at(mid);
-            let convert_all = &convert_all;
-            retroprop_layers::team::join(|| convert_all(c1, i1), move || convert_all(c2, i2));
-        } else {
-            convert_all(columns, indices);
-        }
+        });
     }
 }
 

@@ -124,7 +124,7 @@ fn pixels_are_byte_over_255_exactly() {
     let mut batches = test.batches::<f32>(100, 4);
     let (xb, _) = batches.next().unwrap();
     let mut order: Vec<usize> = (0..300).collect();
-    retroprop_activations::rng::Rng::new(4).shuffle(&mut order);
+    retroprop_core::rng::Rng::new(4).shuffle(&mut order);
     for i in 0..300 {
         let bytes = test.image(i).unwrap();
         let column = test.column::<f64>(i).unwrap();

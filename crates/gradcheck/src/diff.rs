@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::fmt;
 
 use nalgebra::DMatrix;
-use retroprop_activations::rng::Rng;
+use retroprop_core::rng::Rng;
 use serde::Serialize;
 
 /// Base step of the central difference, relative to the entry's magnitude:

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use nalgebra::DMatrix;
-use retroprop_activations::rng::Rng;
+use retroprop_core::rng::Rng;
 use retroprop_layers::{Layer, LayerError};
 use serde::Serialize;
 

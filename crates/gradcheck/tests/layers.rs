@@ -4,7 +4,7 @@
 use nalgebra::DMatrix;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use retroprop_activations::rng::Rng;
+use retroprop_core::rng::Rng;
 use retroprop_gradcheck::planted::DroppedTranspose;
 use retroprop_gradcheck::{Config, check_layer, conformance};
 use retroprop_layers::{

@@ -6,7 +6,8 @@
 //! without the diagonal matrix); for the softmax, `dL/dx = S ⊙ (g − ⟨g, S⟩)` per column.
 
 use nalgebra::DMatrix;
-use retroprop_activations::{Scalar, slice};
+use retroprop_activations::slice;
+use retroprop_core::{Scalar, split};
 
 use crate::layer::check_grad;
 use crate::linalg::{map, zip_map};
@@ -105,20 +106,8 @@ impl<T: Scalar> Softplus<T> {
     fn apply(x: &DMatrix<T>) -> (DMatrix<T>, DMatrix<T>) {
         let mut y = DMatrix::zeros(x.nrows(), x.ncols());
         let mut sigma = DMatrix::zeros(x.nrows(), x.ncols());
-        let (x, ys, ss) = (x.as_slice(), y.as_mut_slice(), sigma.as_mut_slice());
-        if x.len() >= 1 << 14 {
-            // two halves, on two cores
-            let mid = x.len() / 2;
-            let (x1, x2) = x.split_at(mid);
-            let (y1, y2) = ys.split_at_mut(mid);
-            let (s1, s2) = ss.split_at_mut(mid);
-            crate::team::join(
-                || slice::softplus_sigmoid(x1, y1, s1),
-                || slice::softplus_sigmoid(x2, y2, s2),
-            );
-        } else {
-            slice::softplus_sigmoid(x, ys, ss);
-        }
+        let work = (x.as_slice(), y.as_mut_slice(), sigma.as_mut_slice());
+        split::halves(work, |(x, y, s)| slice::softplus_sigmoid(x, y, s));
         (y, sigma)
     }
 

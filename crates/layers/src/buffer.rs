@@ -1,7 +1,7 @@
 //! Buffers: state a layer keeps and saves but does not train (PyTorch's `register_buffer`).
 
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 
 use crate::LayerError;
 

@@ -1,6 +1,6 @@
 //! The registry entries of this crate's layers: each kind's configuration and constructor.
 
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::{Entry, entry};

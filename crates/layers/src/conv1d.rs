@@ -1,6 +1,6 @@
 //! 1-D convolution with kernel flipping, in the three modes of question 3c.
 
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 
 use crate::LayerError;
 

@@ -1,12 +1,13 @@
 //! The fully connected layer of questions 2a/2b (forward) and 2m–2p (backward).
 
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 
 use crate::layer::{check_grad, check_rows};
-use crate::linalg::{MatMut, MatRef, add_row_sums, broadcast_columns, par_gemm};
+use crate::linalg::{add_row_sums, broadcast_columns};
 use crate::shape::checked_product;
 use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, Shape};
+use retroprop_core::gemm::{MatMut, MatRef, par_gemm};
 
 /// The configuration of a [`Dense`] layer: its sizes (kind `"Dense"` in a [`LayerSpec`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,7 +1,7 @@
 //! Flatten: the bookkeeping step between convolutional and dense layers.
 
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 
 use crate::layer::check_grad;
 use crate::{FlattenConfig, Layer, LayerConfig, LayerError, LayerSpec, Shape};

@@ -1,8 +1,8 @@
 //! Seeded weight initialisation: same seed, same weights, on every machine.
 
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
-use retroprop_activations::rng::Rng;
+use retroprop_core::Scalar;
+use retroprop_core::rng::Rng;
 use serde::{Deserialize, Serialize};
 
 /// How a layer's weights are drawn. Biases start at zero except for [`Init::PyTorchDefault`].

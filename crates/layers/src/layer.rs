@@ -2,7 +2,7 @@
 
 use crate::{Buffer, LayerError, LayerSpec, Param, Shape};
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 
 /// A differentiable map `y = f(x; θ)` with a hand-written backward pass.
 ///

@@ -58,10 +58,9 @@ mod registry;
 mod shape;
 mod spec;
 mod standardize;
-pub mod team;
 
-/// The nalgebra this crate is built with (see `retroprop_activations::nalgebra`).
-pub use retroprop_activations::nalgebra;
+/// The nalgebra this crate is built with (see `retroprop_core::nalgebra`).
+pub use retroprop_core::nalgebra;
 
 pub use activation::{Relu, Sigmoid, Softmax, Softplus, Tanh};
 pub use buffer::Buffer;
@@ -79,7 +78,7 @@ pub use layer::Layer;
 pub use maxpool::{MaxPool2d, MaxPool2dConfig};
 pub use param::{Param, ParamKind};
 pub use registry::{LayerConfig, build, param_shapes, register, registered_kinds};
-pub use retroprop_activations::Scalar;
+pub use retroprop_core::Scalar;
 pub use shape::{MAX_VALUES, Shape};
 pub use spec::LayerSpec;
 pub use standardize::Standardize;

@@ -2,7 +2,7 @@
 
 use nalgebra::DMatrix;
 use rayon::prelude::*;
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 use serde::{Deserialize, Serialize};
 
 use crate::conv2d::output_size;

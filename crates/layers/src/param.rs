@@ -1,7 +1,7 @@
 //! Trainable parameters: a value and the gradient accumulated into it.
 
 use nalgebra::{DMatrix, DMatrixView, DMatrixViewMut};
-use retroprop_activations::Scalar;
+use retroprop_core::{Scalar, split};
 use serde::{Deserialize, Serialize};
 
 use crate::LayerError;
@@ -126,13 +126,7 @@ impl<T: Scalar> Param<T> {
     pub fn zero_grad(&mut self) {
         // on the slice: a memset (nalgebra's `fill` goes element by element), in two halves on
         // two cores for a large parameter
-        let grad = self.grad.as_mut_slice();
-        if grad.len() >= 1 << 15 {
-            let (a, b) = grad.split_at_mut(grad.len() / 2);
-            crate::team::join(|| a.fill(T::zero()), || b.fill(T::zero()));
-        } else {
-            grad.fill(T::zero());
-        }
+        split::halves(self.grad.as_mut_slice(), |g| g.fill(T::zero()));
     }
 }
 

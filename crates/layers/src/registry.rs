@@ -9,7 +9,7 @@ use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
 use std::sync::{OnceLock, PoisonError, RwLock};
 
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

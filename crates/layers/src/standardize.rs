@@ -1,7 +1,7 @@
 //! Fixed input standardisation, part of a network so that checkpoints carry it.
 
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 
 use crate::layer::check_grad;
 use crate::{Buffer, Layer, LayerConfig, LayerError, LayerSpec, Shape, StandardizeConfig};

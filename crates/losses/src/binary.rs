@@ -1,7 +1,8 @@
 //! Losses of the binary case (questions 2d–2g) and the mean squared error.
 
 use nalgebra::DMatrix;
-use retroprop_activations::{Scalar, sigmoid, sigmoid_prime, softplus};
+use retroprop_activations::{sigmoid, sigmoid_prime, softplus};
+use retroprop_core::Scalar;
 
 use crate::target::{check_batch, check_dense, check_labels, reduce};
 use crate::{Loss, LossError, LossOutput, Reduction, Target};

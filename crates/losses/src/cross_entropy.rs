@@ -1,7 +1,8 @@
 //! Multi-class cross-entropy from logits (questions 2h, 2l and 1m).
 
 use nalgebra::DMatrix;
-use retroprop_activations::{Scalar, slice};
+use retroprop_activations::slice;
+use retroprop_core::Scalar;
 
 use crate::target::{check_dense, check_labels, reduce};
 use crate::{Loss, LossError, LossOutput, Reduction, Target};

@@ -1,7 +1,7 @@
 //! What a loss compares predictions with, how it reduces a batch, and what it returns.
 
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 
 use crate::LossError;
 

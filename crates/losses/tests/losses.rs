@@ -4,8 +4,8 @@
 use nalgebra::DMatrix;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use retroprop_activations::rng::Rng;
 use retroprop_activations::{sigmoid, softmax};
+use retroprop_core::rng::Rng;
 use retroprop_gradcheck::{Config, check_batch_gradient};
 use retroprop_losses::{
     BceWithLogits, BinaryCrossEntropy, CrossEntropy, Loss, LossError, Mse, Reduction, SigmoidMse,

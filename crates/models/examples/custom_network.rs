@@ -9,7 +9,7 @@ use std::error::Error;
 use std::ops::ControlFlow;
 
 use nalgebra::DMatrix;
-use retroprop_activations::rng::Rng;
+use retroprop_core::rng::Rng;
 use retroprop_gradcheck::{Config, conformance};
 use retroprop_layers::{Dense, Init, Layer, LayerError, Param, ParamKind, Shape, Softplus};
 use retroprop_losses::CrossEntropy;

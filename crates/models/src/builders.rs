@@ -1,6 +1,6 @@
 //! The networks of the homework, ready to train or inspect.
 
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 use retroprop_layers::{
     Conv2d, Conv2dConfig, Dense, Flatten, Init, MaxPool2d, MaxPool2dConfig, Relu, Shape, Softplus,
     Standardize,

@@ -12,7 +12,7 @@
 //! The copy costs one pass over the parameters per epoch, far below one epoch's gradients.
 
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 use retroprop_layers::Layer;
 use retroprop_optim::Schedule;
 

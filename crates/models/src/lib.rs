@@ -51,7 +51,7 @@ pub use builders::{MNIST_MEAN, MNIST_STD, homework_cnn, mlp, mnist_cnn, mnist_ml
 pub use checkpoint::{CheckpointError, TrainingState};
 /// The nalgebra this crate is built with: `retroprop_models::nalgebra::DMatrix` is the matrix
 /// type of every retroprop API, without a matching version pin in the user's manifest.
-pub use retroprop_activations::nalgebra;
+pub use retroprop_core::nalgebra;
 
 pub use error::ModelError;
 pub use memory::MemoryEstimate;

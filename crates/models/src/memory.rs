@@ -13,7 +13,7 @@
 //! bounded and small); they serve to refuse, with a number, what cannot fit, and to choose how
 //! many examples an evaluation processes at a time.
 
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 use retroprop_layers::Layer;
 
 use crate::Sequential;

@@ -1,7 +1,8 @@
 //! `Sequential`: layers applied in order, itself a layer.
 
 use nalgebra::DMatrix;
-use retroprop_activations::{Scalar, slice};
+use retroprop_activations::slice;
+use retroprop_core::Scalar;
 use retroprop_layers::{Buffer, Layer, LayerConfig, LayerError, LayerSpec, Param, Shape};
 use serde::{Deserialize, Serialize};
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 use retroprop_layers::{Layer, ParamKind, Shape};
 use serde::Serialize;
 

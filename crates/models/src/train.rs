@@ -4,8 +4,8 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use nalgebra::DMatrix;
-use retroprop_activations::Scalar;
-use retroprop_activations::rng::Rng;
+use retroprop_core::Scalar;
+use retroprop_core::rng::Rng;
 use retroprop_layers::Layer;
 use retroprop_losses::{Loss, Reduction, Target};
 use retroprop_optim::{Constant, Optimizer, Schedule};

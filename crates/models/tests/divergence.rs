@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nalgebra::DMatrix;
-use retroprop_activations::rng::Rng;
+use retroprop_core::rng::Rng;
 use retroprop_layers::{Init, Layer};
 use retroprop_losses::{CrossEntropy, Loss, LossError, LossOutput, Reduction, Target};
 use retroprop_models::{
@@ -15,7 +15,7 @@ use retroprop_models::{
 use retroprop_optim::{Sgd, StepDecay, WeightDecay};
 
 /// 64 examples of 3 features in 2 classes.
-fn blobs<T: retroprop_activations::Scalar>() -> InMemory<T> {
+fn blobs<T: retroprop_core::Scalar>() -> InMemory<T> {
     let mut rng = Rng::new(5);
     let labels: Vec<usize> = (0..64).map(|j| j % 2).collect();
     let x = DMatrix::from_fn(3, 64, |_, j| {
@@ -24,14 +24,14 @@ fn blobs<T: retroprop_activations::Scalar>() -> InMemory<T> {
     InMemory::new(x, labels, 2).unwrap()
 }
 
-fn keep_going<T: retroprop_activations::Scalar>(
+fn keep_going<T: retroprop_core::Scalar>(
     _: &retroprop_models::Event<'_>,
     _: &Sequential<T>,
 ) -> ControlFlow<()> {
     ControlFlow::Continue(())
 }
 
-fn params<T: retroprop_activations::Scalar>(net: &Sequential<T>) -> Vec<T> {
+fn params<T: retroprop_core::Scalar>(net: &Sequential<T>) -> Vec<T> {
     let mut all = Vec::new();
     net.visit_params(&mut |_, p| all.extend(p.value().iter().copied()));
     all

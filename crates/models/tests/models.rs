@@ -3,7 +3,7 @@
 use std::ops::ControlFlow;
 
 use nalgebra::DMatrix;
-use retroprop_activations::rng::Rng;
+use retroprop_core::rng::Rng;
 use retroprop_gradcheck::{Config, check_with_loss, conformance};
 use retroprop_layers::{Dense, DenseConfig, Init, Layer, LayerSpec, Shape, Softplus, Tanh};
 use retroprop_losses::{CrossEntropy, Loss, Mse, Target};

@@ -5,7 +5,7 @@
 use std::ops::ControlFlow;
 
 use nalgebra::DMatrix;
-use retroprop_activations::rng::Rng;
+use retroprop_core::rng::Rng;
 use retroprop_layers::{Init, Layer};
 use retroprop_losses::CrossEntropy;
 use retroprop_models::{BatchSize, FitConfig, InMemory, Sequential, fit, mnist_cnn, mnist_mlp};

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use retroprop_activations::Scalar;
+use retroprop_core::{Scalar, split};
 use retroprop_layers::{Layer, ParamKind};
 
 /// What an optimizer rejects.
@@ -144,11 +144,6 @@ pub struct OptimizerState<T: Scalar> {
     pub slots: Vec<SlotState<T>>,
 }
 
-/// Parameters at least this long are updated in two halves, on the calling thread and on the
-/// helper of `retroprop_layers::team`. Each entry is independent, so the result does not depend
-/// on the split.
-const PAR_MIN: usize = 1 << 15;
-
 /// The per-parameter state of an optimizer, keyed by parameter path, and the walk that updates
 /// a model: burn's split of an optimizer into a per-tensor rule and one generic walker.
 ///
@@ -232,7 +227,7 @@ impl<T: Scalar> ParamStates<T> {
     }
 
     /// Checks the state ([`ParamStates::check`]), then calls `rule(kind, θ, ∇, state)` on every
-    /// parameter — for a large parameter on its two halves, in parallel — and counts the step.
+    /// parameter — a large one in two halves, in parallel — and counts the step.
     /// The rule loops over its slices itself, so its loop vectorises.
     ///
     /// # Errors
@@ -251,21 +246,12 @@ impl<T: Scalar> ParamStates<T> {
             let state = by_path
                 .entry(path.to_string())
                 .or_insert_with(|| vec![vec![T::zero(); theta.len()]; n_slots]);
-            let mut slots: Vec<&mut [T]> = state.iter_mut().map(Vec::as_mut_slice).collect();
-            if theta.len() < PAR_MIN {
+            let slots: Vec<&mut [T]> = state.iter_mut().map(Vec::as_mut_slice).collect();
+            // a large parameter in two halves, on two cores (`retroprop_core::split`): each
+            // entry is independent, so the result does not depend on the split
+            split::halves((theta, grad, slots), |(theta, grad, mut slots)| {
                 rule(kind, theta, grad, &mut slots);
-                return;
-            }
-            let mid = theta.len() / 2;
-            let (t1, t2) = theta.split_at_mut(mid);
-            let (g1, g2) = grad.split_at(mid);
-            let (mut s1, mut s2): (Vec<&mut [T]>, Vec<&mut [T]>) =
-                slots.into_iter().map(|s| s.split_at_mut(mid)).unzip();
-            let rule = &rule;
-            retroprop_layers::team::join(
-                || rule(kind, t1, g1, &mut s1),
-                move || rule(kind, t2, g2, &mut s2),
-            );
+            });
         });
         self.steps += 1;
         Ok(())

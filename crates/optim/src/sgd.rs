@@ -1,6 +1,6 @@
 //! Gradient descent with momentum and weight decay.
 
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 use retroprop_layers::{Layer, ParamKind};
 
 use crate::optimizer::{OptimizerState, ParamStates, check, check_lr};

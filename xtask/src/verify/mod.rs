@@ -8,7 +8,7 @@ mod library;
 use std::io::Write;
 
 use nalgebra::DMatrix;
-use retroprop_activations::rng::Rng;
+use retroprop_core::rng::Rng;
 use retroprop_gradcheck::planted::DroppedTranspose;
 use retroprop_gradcheck::{Config, Suite, SuiteReport};
 use retroprop_layers::Layer;

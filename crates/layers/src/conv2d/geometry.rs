@@ -3,11 +3,11 @@
 
 use std::ops::Range;
 
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 
 use super::Conv2dConfig;
 use crate::LayerError;
-use crate::linalg::MatRef;
+use retroprop_core::gemm::MatRef;
 
 /// Sizes derived once from a valid configuration.
 #[derive(Clone, Copy, Debug)]

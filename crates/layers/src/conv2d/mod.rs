@@ -2,11 +2,12 @@
 
 use nalgebra::DMatrix;
 use rayon::prelude::*;
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 
 use crate::layer::{check_grad, check_rows};
-use crate::linalg::{MatMut, MatRef, add_assign, gemm};
+use crate::linalg::add_assign;
 use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, Shape};
+use retroprop_core::gemm::{MatMut, MatRef, gemm};
 
 mod config;
 mod geometry;
@@ -469,7 +470,7 @@ mod tests {
         ];
         for cfg in configs {
             let mut conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed: 3 }).unwrap();
-            let mut rng = retroprop_activations::rng::Rng::new(5);
+            let mut rng = retroprop_core::rng::Rng::new(5);
             let x = DMatrix::from_fn(cfg.input_shape().len(), 3, |_, _| rng.uniform(-1.0, 1.0));
             let y = conv.forward(&x).unwrap();
             let b: Vec<f64> = conv
@@ -508,7 +509,7 @@ mod tests {
             let cfg = Conv2dConfig::new((ci, h, w), co, (kh, kw))
                 .stride((sh, sw)).padding((ph, pw)).dilation((dh, dw));
             let conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed }).unwrap();
-            let mut rng = retroprop_activations::rng::Rng::new(seed);
+            let mut rng = retroprop_core::rng::Rng::new(seed);
             let x = DMatrix::from_fn(cfg.input_shape().len(), n, |_, _| rng.uniform(-1.0, 1.0));
             let y = conv.infer(&x).unwrap();
             let b = conv.bias().unwrap().value().as_slice().to_vec();

@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 use retroprop_layers::Layer;
 
 use super::{

@@ -35,7 +35,7 @@
 //! synced, then renamed over the target, so a crash mid-save leaves the previous checkpoint
 //! intact.
 
-use retroprop_activations::Scalar;
+use retroprop_core::Scalar;
 use retroprop_layers::{Layer, LayerError, LayerSpec};
 use retroprop_optim::{OptimizerState, SlotState};
 use serde::{Deserialize, Serialize};

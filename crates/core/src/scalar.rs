@@ -6,6 +6,11 @@ use nalgebra::RealField;
 
 use crate::fast;
 
+/// A raw strided operand: its first element and its row and column strides, in elements.
+pub type RawOperand<T> = (*const T, isize, isize);
+/// A raw strided output operand.
+pub type RawOutput<T> = (*mut T, isize, isize);
+
 /// The numeric type of every function, layer and model in retroprop: `f32` to train, `f64` to
 /// check gradients.
 ///
@@ -15,7 +20,8 @@ use crate::fast;
 /// exactly `f32` and `f64`.
 ///
 /// ```
-/// use retroprop_activations::{Scalar, softplus};
+/// use retroprop_core::Scalar;
+/// # fn softplus<T: Scalar>(x: T) -> T { x.max(T::zero()) + (-x.abs()).exp().ln_1p() }
 ///
 /// fn twice_softplus<T: Scalar>(x: T) -> T {
 ///     softplus(x) + softplus(x)
@@ -82,6 +88,40 @@ pub trait Kernels: Sized + sealed::Sealed {
     fn softplus_sigmoid(x: &[Self], softplus: &mut [Self], sigmoid: &mut [Self]);
     /// `out ← σ(x)` element-wise.
     fn sigmoid_into(x: &[Self], out: &mut [Self]);
+
+    /// `c ← α a b + β c` for `a: m × k`, `b: k × n`, `c: m × n` on raw strided operands:
+    /// matrixmultiply's `sgemm` or `dgemm`, chosen by the type (no run-time type test, no
+    /// pointer cast). Use the checked wrappers of [`crate::gemm`].
+    ///
+    /// # Safety
+    /// Every element `(i, j)` of each operand, at its strides, is inside one live allocation;
+    /// nothing else reads or writes `c`'s elements during the call (when `β = 0`, `c` is not
+    /// read).
+    unsafe fn gemm_raw(
+        mkn: (usize, usize, usize),
+        alpha: Self,
+        a: RawOperand<Self>,
+        b: RawOperand<Self>,
+        beta: Self,
+        c: RawOutput<Self>,
+    );
+}
+
+/// Implements [`Kernels::gemm_raw`] with one of matrixmultiply's kernels.
+macro_rules! gemm_raw {
+    ($kernel:path) => {
+        unsafe fn gemm_raw(
+            (m, k, n): (usize, usize, usize),
+            alpha: Self,
+            (a, rsa, csa): RawOperand<Self>,
+            (b, rsb, csb): RawOperand<Self>,
+            beta: Self,
+            (c, rsc, csc): RawOutput<Self>,
+        ) {
+            // SAFETY: the caller's contract is matrixmultiply's.
+            unsafe { $kernel(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
+        }
+    };
 }
 
 impl Kernels for f64 {
@@ -128,9 +168,16 @@ impl Kernels for f64 {
     }
     fn sigmoid_into(x: &[Self], out: &mut [Self]) {
         for (&x, o) in x.iter().zip(out) {
-            *o = crate::sigmoid(x);
+            // the stable logistic: no overflow of e^−x for x ≪ 0
+            *o = if x >= 0.0 {
+                1.0 / (1.0 + (-x).exp())
+            } else {
+                let e = x.exp();
+                e / (1.0 + e)
+            };
         }
     }
+    gemm_raw!(matrixmultiply::dgemm);
 }
 
 impl Kernels for f32 {
@@ -168,4 +215,5 @@ impl Kernels for f32 {
     fn sigmoid_into(x: &[Self], out: &mut [Self]) {
         fast::sigmoid_into(x, out);
     }
+    gemm_raw!(matrixmultiply::sgemm);
 }

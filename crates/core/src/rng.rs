@@ -9,7 +9,7 @@
 /// A small, fast, seeded generator (xoshiro256**). `Clone` it to replay a stream.
 ///
 /// ```
-/// use retroprop_activations::rng::Rng;
+/// use retroprop_core::rng::Rng;
 ///
 /// let mut a = Rng::new(7);
 /// let mut b = Rng::new(7);

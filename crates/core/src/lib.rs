@@ -1,0 +1,30 @@
+//! # retroprop-core
+//!
+//! The numeric runtime at the bottom of retroprop, with nothing of the course in it:
+//!
+//! - [`Scalar`] — the one numeric bound (`f32` to train, `f64` to check), with its sealed
+//!   per-type [`Kernels`]: byte encoding, the vectorised bulk functions, and GEMM
+//!   ([`Kernels::gemm_raw`], matrixmultiply's `sgemm`/`dgemm` by type);
+//! - [`gemm`] — checked strided GEMM (transposes by strides, no copies) and its two-core split;
+//! - [`rng`] — the seeded generator every initialiser and shuffle uses (same seed, same bits);
+//! - [`team`] — the spinning helper thread that takes half of a product, and [`split`] — the one
+//!   helper (and the one threshold) by which element-wise work is cut in two for it.
+//!
+//! `retroprop-activations` builds the functions of part 1 on it; every other crate takes its
+//! scalar type from here.
+#![deny(missing_docs)]
+
+mod fast;
+pub mod gemm;
+pub mod rng;
+mod scalar;
+pub mod split;
+pub mod team;
+
+pub use nalgebra;
+pub use scalar::{Kernels, RawOperand, RawOutput, Scalar};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
