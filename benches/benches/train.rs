@@ -15,10 +15,13 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use retroprop_data::mnist;
 use retroprop_data::{Images, Mnist};
 use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
-use retroprop_models::{BatchSize, FitConfig, Sequential, fit, mnist_cnn, mnist_mlp};
+use retroprop_models::{
+    BatchSize, FitConfig, Sequential, Standardization, cnn_classifier, fit, mlp_classifier,
+};
 use retroprop_optim::{Sgd, WeightDecay};
 
 fn mnist() -> Mnist {
@@ -45,16 +48,45 @@ fn train(c: &mut Criterion) {
     let data = mnist();
     let mut group = c.benchmark_group("train");
     group.sample_size(10);
-    let mut mlp = mnist_mlp::<f32>(256, Init::XavierUniform { seed: 1 }).unwrap();
+    let mut mlp = mlp_classifier::<f32>(
+        784,
+        256,
+        10,
+        Some(Standardization {
+            mean: mnist::MEAN,
+            std: mnist::STD,
+        }),
+        Init::XavierUniform { seed: 1 },
+    )
+    .unwrap();
     group.bench_function("mlp_epoch/n128", |b| {
         b.iter(|| run(&mut mlp, &data.train, 0.1, 5e-5, BatchSize::Mini(128)));
     });
-    let mut full = mnist_mlp::<f32>(256, Init::XavierUniform { seed: 1 }).unwrap();
+    let mut full = mlp_classifier::<f32>(
+        784,
+        256,
+        10,
+        Some(Standardization {
+            mean: mnist::MEAN,
+            std: mnist::STD,
+        }),
+        Init::XavierUniform { seed: 1 },
+    )
+    .unwrap();
     group.bench_function("mlp_full_step", |b| {
         b.iter(|| run(&mut full, &data.train, 0.05, 5e-5, BatchSize::Full));
     });
     let subset = data.train.take(6400);
-    let mut cnn = mnist_cnn::<f32>(Init::HeUniform { seed: 1 }).unwrap();
+    let mut cnn = cnn_classifier::<f32>(
+        mnist::IMAGE,
+        10,
+        Some(Standardization {
+            mean: mnist::MEAN,
+            std: mnist::STD,
+        }),
+        Init::HeUniform { seed: 1 },
+    )
+    .unwrap();
     group.bench_function("mnist_cnn/100_steps/n64", |b| {
         b.iter(|| run(&mut cnn, &subset, 0.05, 0.0, BatchSize::Mini(64)));
     });

@@ -9,6 +9,7 @@
 //! ```
 
 mod budget;
+mod networks;
 mod plot;
 mod rundir;
 mod train;
@@ -20,7 +21,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use retroprop_data::Mnist;
 use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
-use retroprop_models::{Summary, checkpoint, evaluate, homework_cnn, mnist_cnn, mnist_mlp};
+use retroprop_models::{Summary, checkpoint, evaluate, homework_cnn};
+
+use crate::networks::{mnist_cnn, mnist_mlp};
 
 /// Train, inspect and run the networks of the retroprop homework on MNIST.
 #[derive(Parser, Debug)]

@@ -12,8 +12,10 @@ use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
 use retroprop_models::{
     BatchSize, Evaluation, Event, FitConfig, MemoryEstimate, ModelError, Sequential, Summary,
-    TrainingState, checkpoint, evaluate, fit, mnist_cnn, mnist_mlp,
+    TrainingState, checkpoint, evaluate, fit,
 };
+
+use crate::networks::{mnist_cnn, mnist_mlp};
 use retroprop_optim::{
     Constant, Momentum, Optimizer, OptimizerState, Schedule, Sgd, StepDecay, WeightDecay,
 };

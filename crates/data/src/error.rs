@@ -118,8 +118,8 @@ pub enum DataError {
         /// Labels.
         labels: usize,
     },
-    /// A label is not a digit.
-    #[error("{file}: label {label} of image {index} is not in 0..10", file = file.display())]
+    /// A label is not one of the classes.
+    #[error("{file}: label {label} of image {index} is not in 0..{classes}", file = file.display())]
     LabelOutOfRange {
         /// The labels file.
         file: PathBuf,
@@ -127,5 +127,13 @@ pub enum DataError {
         index: usize,
         /// Its label.
         label: u8,
+        /// The number of classes.
+        classes: usize,
+    },
+    /// Labels given with examples in memory do not fit them.
+    #[error("the labels do not fit the examples: {detail}")]
+    Labels {
+        /// What is wrong, with the numbers.
+        detail: String,
     },
 }

@@ -1,17 +1,18 @@
 //! # retroprop-data
 //!
-//! MNIST for retroprop: a defensive reader of the IDX format (gzip-compressed or raw, detected
-//! by content), the train and test splits kept as bytes, an optional seeded validation split,
-//! and batches with one column per image (784 values in `[0, 1]`) — through `Batches`, or
-//! directly by `retroprop-models`' `fit` and `evaluate`, since [`Images`] implements
-//! `retroprop_models::Source`.
+//! Data for retroprop, below the models: the [`Source`] trait training and evaluation read
+//! from (generic in the number of classes and the size of an example), [`InMemory`], batching
+//! written once ([`Batch`], [`EpochOrder`], [`Batches`]), labelled grey-level images of any size
+//! and class count ([`Images`]), a defensive reader of the IDX format (gzip-compressed or raw,
+//! detected by content), and MNIST as one dataset among them ([`mnist`]: its files, constants
+//! and splits).
 //!
 //! Bad files are typed errors that name the file and what is wrong: wrong magic, a header whose
 //! sizes disagree with the data (checked before allocating anything sized by the header),
 //! truncation, images/labels count mismatch, labels out of range, a corrupt gzip stream.
 //!
-//! It sits at the application end of the stack: on `retroprop-models` (for `Source`) and
-//! `retroprop-activations` (for `Scalar`).
+//! It sits on `retroprop-core` alone (for `Scalar`, the seeded RNG and the two-core split);
+//! `retroprop-models` trains on its sources.
 //!
 //! ```no_run
 //! use retroprop_data::{DataError, Mnist};
@@ -29,9 +30,15 @@
 //! ```
 #![deny(missing_docs)]
 
+mod batch;
 mod error;
 pub mod idx;
-mod mnist;
+mod images;
+pub mod mnist;
+mod source;
 
+pub use batch::{Batch, Batches, EpochOrder};
 pub use error::DataError;
-pub use mnist::{Batches, CLASSES, FILES, Images, Mnist, pixel};
+pub use images::{Images, pixel};
+pub use mnist::Mnist;
+pub use source::{InMemory, Source};

@@ -1,14 +1,8 @@
-//! MNIST: the four IDX files, as splits that serve batches.
+//! MNIST: its four IDX files, its constants, and its two splits as [`Images`].
 
 use std::path::{Path, PathBuf};
 
-use nalgebra::DMatrix;
-use retroprop_core::rng::Rng;
-use retroprop_core::{Scalar, split};
-use retroprop_models::Source;
-
-use crate::DataError;
-use crate::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
+use crate::{DataError, Images};
 
 /// The standard file names (gzip-compressed or not; the `.gz` suffix is optional).
 pub const FILES: [&str; 4] = [
@@ -21,276 +15,15 @@ pub const FILES: [&str; 4] = [
 /// Number of classes (digits 0–9).
 pub const CLASSES: usize = 10;
 
-/// A set of labelled grey-level images kept as bytes (47 MB for MNIST's 60 000 training
-/// images), converted to `[0, 1]` one batch at a time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Images {
-    rows: usize,
-    cols: usize,
-    pixels: Vec<u8>,
-    labels: Vec<u8>,
-}
+/// The shape of one image, channels × height × width.
+pub const IMAGE: (usize, usize, usize) = (1, 28, 28);
 
-impl Images {
-    /// Images of `rows × cols` bytes, concatenated, and one label per image.
-    ///
-    /// # Errors
-    /// [`DataError::CountMismatch`] if the counts disagree, [`DataError::LabelOutOfRange`] for a
-    /// label ≥ 10.
-    pub fn new(
-        rows: usize,
-        cols: usize,
-        pixels: Vec<u8>,
-        labels: Vec<u8>,
-        file: &Path,
-    ) -> Result<Self, DataError> {
-        let size = rows * cols;
-        let images = pixels.len().checked_div(size).unwrap_or(0);
-        if size == 0 || !pixels.len().is_multiple_of(size) || images != labels.len() {
-            return Err(DataError::CountMismatch {
-                file: file.to_path_buf(),
-                images,
-                labels: labels.len(),
-            });
-        }
-        if let Some(index) = labels.iter().position(|&l| usize::from(l) >= CLASSES) {
-            return Err(DataError::LabelOutOfRange {
-                file: file.to_path_buf(),
-                index,
-                label: labels[index],
-            });
-        }
-        Ok(Self {
-            rows,
-            cols,
-            pixels,
-            labels,
-        })
-    }
+/// Mean of MNIST's training pixels scaled to `[0, 1]` (the value PyTorch's examples use; this
+/// crate's tests recompute it from the files).
+pub const MEAN: f64 = 0.1307;
 
-    /// Reads an images file and a labels file.
-    ///
-    /// # Errors
-    /// Any [`DataError`] of either file, or a disagreement between them.
-    pub fn read(images: &Path, labels: &Path) -> Result<Self, DataError> {
-        let img = idx::read(images, IMAGES_MAGIC)?;
-        let lab = idx::read(labels, LABELS_MAGIC)?;
-        let [count, rows, cols] = img.dims[..] else {
-            return Err(DataError::Dimensions {
-                file: images.to_path_buf(),
-                expected: 3,
-                found: img.dims.len(),
-            });
-        };
-        if count == 0 {
-            return Err(DataError::Empty {
-                file: images.to_path_buf(),
-            });
-        }
-        if lab.dims.len() != 1 || lab.dims[0] != count {
-            return Err(DataError::CountMismatch {
-                file: labels.to_path_buf(),
-                images: count,
-                labels: lab.dims.first().copied().unwrap_or(0),
-            });
-        }
-        Self::new(rows, cols, img.data, lab.data, labels)
-    }
-
-    /// Number of images.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// `true` if there is no image.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// `(rows, cols)` of one image.
-    pub fn shape(&self) -> (usize, usize) {
-        (self.rows, self.cols)
-    }
-
-    /// The bytes of image `i`, row by row (`None` past the end).
-    pub fn image(&self, i: usize) -> Option<&[u8]> {
-        let size = self.rows * self.cols;
-        // checked: an index from a user (`--index 18446744073709551615`) must not wrap around
-        let start = i.checked_mul(size)?;
-        self.pixels.get(start..start.checked_add(size)?)
-    }
-
-    /// The label of image `i` (`None` past the end).
-    pub fn label(&self, i: usize) -> Option<usize> {
-        self.labels.get(i).map(|&l| usize::from(l))
-    }
-
-    /// The labels.
-    pub fn labels(&self) -> impl Iterator<Item = usize> + '_ {
-        self.labels.iter().map(|&l| usize::from(l))
-    }
-
-    /// The first `n` images (all if fewer): a quick subset for smoke tests.
-    pub fn take(&self, n: usize) -> Self {
-        let n = n.min(self.len());
-        Self {
-            rows: self.rows,
-            cols: self.cols,
-            pixels: self.pixels[..n * self.rows * self.cols].to_vec(),
-            labels: self.labels[..n].to_vec(),
-        }
-    }
-
-    /// Splits off `n` images chosen by a seeded shuffle as a validation set; `self` keeps the
-    /// rest, in their original order.
-    pub fn split_validation(&mut self, n: usize, seed: u64) -> Self {
-        let n = n.min(self.len());
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        Rng::new(seed).shuffle(&mut order);
-        let mut held = vec![false; self.len()];
-        for &i in &order[..n] {
-            held[i] = true;
-        }
-        let size = self.rows * self.cols;
-        let (mut keep, mut val) = (Vec::new(), Vec::new());
-        let (mut keep_l, mut val_l) = (Vec::new(), Vec::new());
-        for (i, &h) in held.iter().enumerate() {
-            let (px, lb) = if h {
-                (&mut val, &mut val_l)
-            } else {
-                (&mut keep, &mut keep_l)
-            };
-            px.extend_from_slice(&self.pixels[i * size..(i + 1) * size]);
-            lb.push(self.labels[i]);
-        }
-        self.pixels = keep;
-        self.labels = keep_l;
-        Self {
-            rows: self.rows,
-            cols: self.cols,
-            pixels: val,
-            labels: val_l,
-        }
-    }
-
-    /// Image `i` as one column of `rows·cols` values `byte / 255` (`None` past the end): the
-    /// conversion training uses, for a single prediction.
-    pub fn column<T: Scalar>(&self, i: usize) -> Option<DMatrix<T>> {
-        let pixels = self.image(i)?;
-        Some(DMatrix::from_iterator(
-            pixels.len(),
-            1,
-            pixels.iter().map(|&b| pixel(b)),
-        ))
-    }
-
-    /// Every image as one column of `rows·cols` values in `[0, 1]` (`byte / 255`), and the labels.
-    pub fn to_matrix<T: Scalar>(&self) -> (DMatrix<T>, Vec<usize>) {
-        let indices: Vec<usize> = (0..self.len()).collect();
-        let mut x = DMatrix::zeros(self.rows * self.cols, self.len());
-        let mut labels = Vec::with_capacity(self.len());
-        self.gather(&indices, &mut x, &mut labels);
-        (x, labels)
-    }
-
-    /// Seeded mini-batches over a shuffled order, into one reused buffer.
-    pub fn batches<T: Scalar>(&self, size: usize, seed: u64) -> Batches<'_, T> {
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        Rng::new(seed).shuffle(&mut order);
-        Batches {
-            images: self,
-            order,
-            size: size.max(1),
-            next: 0,
-            x: DMatrix::zeros(self.rows * self.cols, 0),
-            labels: Vec::new(),
-        }
-    }
-}
-
-impl<T: Scalar> Source<T> for Images {
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    fn features(&self) -> usize {
-        self.rows * self.cols
-    }
-
-    fn classes(&self) -> usize {
-        CLASSES
-    }
-
-    /// Columns of `byte / 255`, in `[0, 1]`; large batches are converted in two halves.
-    fn gather(&self, indices: &[usize], x: &mut DMatrix<T>, labels: &mut Vec<usize>) {
-        let size = self.rows * self.cols;
-        labels.clear();
-        labels.extend(indices.iter().map(|&i| usize::from(self.labels[i])));
-        if size == 0 {
-            return;
-        }
-        // one correctly rounded division per grey level, then a lookup per pixel (multiplying
-        // by a rounded 1/255 would differ from byte/255 in the last bit for 126 of the 256
-        // levels in f32)
-        let table: [T; 256] = std::array::from_fn(|b| pixel(b as u8));
-        let convert = |col: &mut [T], i: usize| {
-            for (v, &b) in col.iter_mut().zip(&self.pixels[i * size..(i + 1) * size]) {
-                *v = table[usize::from(b)];
-            }
-        };
-        let columns = &mut x.as_mut_slice()[..size * indices.len()];
-        let work = (
-            split::Chunks {
-                data: columns,
-                size,
-            },
-            indices,
-        );
-        // a large batch in two halves, on two cores
-        split::halves(work, |(columns, indices)| {
-            for (col, &i) in columns.data.chunks_exact_mut(size).zip(indices) {
-                convert(col, i);
-            }
-        });
-    }
-}
-
-/// The value a grey level takes as an input: `byte / 255`, correctly rounded, so `0 → 0`,
-/// `255 → 1` exactly and `128 → 128/255`. Training, evaluation and prediction all use it.
-pub fn pixel<T: Scalar>(byte: u8) -> T {
-    T::from_byte(byte) / T::lit(255.0)
-}
-
-/// Mini-batches of a shuffled split, served from one buffer (a lending iterator: each batch
-/// borrows it until the next call).
-#[derive(Debug)]
-pub struct Batches<'a, T: Scalar> {
-    images: &'a Images,
-    order: Vec<usize>,
-    size: usize,
-    next: usize,
-    x: DMatrix<T>,
-    labels: Vec<usize>,
-}
-
-impl<T: Scalar> Batches<'_, T> {
-    /// The next batch: `features × batch` values in `[0, 1]` and the labels; `None` at the end.
-    /// The buffer is reallocated only when the batch size changes (the last, smaller batch).
-    #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Option<(&DMatrix<T>, &[usize])> {
-        if self.next >= self.order.len() {
-            return None;
-        }
-        let end = (self.next + self.size).min(self.order.len());
-        let indices = &self.order[self.next..end];
-        if self.x.ncols() != indices.len() {
-            self.x = DMatrix::zeros(self.images.rows * self.images.cols, indices.len());
-        }
-        Source::<T>::gather(self.images, indices, &mut self.x, &mut self.labels);
-        self.next = end;
-        Some((&self.x, &self.labels))
-    }
-}
+/// Standard deviation of MNIST's training pixels scaled to `[0, 1]`.
+pub const STD: f64 = 0.3081;
 
 /// MNIST's training and test splits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,8 +44,8 @@ impl Mnist {
     pub fn load(dir: impl AsRef<Path>) -> Result<Self, DataError> {
         let [train_images, train_labels, test_images, test_labels] = Self::find(dir.as_ref())?;
         Ok(Self {
-            train: Images::read(&train_images?, &train_labels?)?,
-            test: Images::read(&test_images?, &test_labels?)?,
+            train: Images::read(&train_images?, &train_labels?, CLASSES)?,
+            test: Images::read(&test_images?, &test_labels?, CLASSES)?,
         })
     }
 
@@ -323,7 +56,7 @@ impl Mnist {
     /// As [`Mnist::load`], for the two test files.
     pub fn load_test(dir: impl AsRef<Path>) -> Result<Images, DataError> {
         let [_, _, test_images, test_labels] = Self::find(dir.as_ref())?;
-        Images::read(&test_images?, &test_labels?)
+        Images::read(&test_images?, &test_labels?, CLASSES)
     }
 
     /// The paths of the four files in `dir` (each `.gz` or raw), each found or an error.

@@ -2,8 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use retroprop_data::{DataError, Images, Mnist};
-use retroprop_models::Source;
+use retroprop_data::{DataError, Images, Mnist, Source, mnist};
 
 fn shipped() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
@@ -73,7 +72,7 @@ fn missing_data_is_explained() {
 fn mismatched_and_invalid_labels_are_errors() {
     let file = Path::new("labels");
     assert!(matches!(
-        Images::new(2, 2, vec![0; 12], vec![1, 2], file),
+        Images::new(2, 2, 10, vec![0; 12], vec![1, 2], file),
         Err(DataError::CountMismatch {
             images: 3,
             labels: 2,
@@ -81,20 +80,25 @@ fn mismatched_and_invalid_labels_are_errors() {
         })
     ));
     assert!(matches!(
-        Images::new(2, 2, vec![0; 8], vec![1, 10], file),
+        Images::new(2, 2, 10, vec![0; 8], vec![1, 10], file),
         Err(DataError::LabelOutOfRange {
             index: 1,
             label: 10,
+            classes: 10,
             ..
         })
     ));
+    // any number of classes: two-class images take labels 0 and 1 only
+    let two = Images::new(2, 2, 2, vec![0; 8], vec![1, 0], file).unwrap();
+    assert_eq!(Source::<f32>::classes(&two), 2);
+    assert!(Images::new(2, 2, 2, vec![0; 8], vec![1, 2], file).is_err());
 }
 
 #[test]
 fn raw_and_gzip_files_read_the_same() {
     let dir = std::env::temp_dir().join(format!("retroprop-raw-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for name in retroprop_data::FILES {
+    for name in mnist::FILES {
         let gz = std::fs::read(shipped().join(format!("{name}.gz"))).unwrap();
         let raw = retroprop_data::idx::decompress(gz, Path::new(name)).unwrap();
         std::fs::write(dir.join(name), raw).unwrap(); // no .gz: detected by content anyway

@@ -6,12 +6,6 @@ use retroprop_layers::{
     Standardize,
 };
 
-/// Mean of MNIST's training pixels scaled to `[0, 1]` (the value PyTorch's examples use;
-/// `retroprop-data`'s tests recompute it from the files).
-pub const MNIST_MEAN: f64 = 0.1307;
-/// Standard deviation of MNIST's training pixels scaled to `[0, 1]`.
-pub const MNIST_STD: f64 = 0.3081;
-
 use crate::{ModelError, Sequential};
 
 /// Derives the seed of layer `k` from a network seed, so layers do not share weights.
@@ -98,45 +92,94 @@ pub fn homework_cnn<T: Scalar>(init: Init) -> Result<Sequential<T>, ModelError> 
         )?)
 }
 
-/// The MLP of part 2 for MNIST: pixels in `[0, 1]` standardised by a [`Standardize`] layer
-/// (`(x − 0.1307)/0.3081`), then `784 → d_h` softplus `→ 10` logits. The preprocessing is part of
-/// the network, so a checkpoint takes raw pixels.
-///
-/// # Errors
-/// [`ModelError::Layer`] if `d_h` is zero.
-pub fn mnist_mlp<T: Scalar>(d_h: usize, init: Init) -> Result<Sequential<T>, ModelError> {
-    Sequential::new(Shape::Flat(784))
-        .push(Standardize::new(MNIST_MEAN, MNIST_STD)?)?
-        .push(Dense::new(784, d_h, layer_init(init, 0))?)?
-        .push(Softplus::new())?
-        .push(Dense::new(d_h, 10, layer_init(init, 1))?)
+/// An input standardisation `(x − mean) / std`, the first layer of a classifier built here
+/// (a [`Standardize`] layer: the preprocessing travels with the checkpoint, which then takes raw
+/// inputs). For MNIST: `retroprop_data::mnist::{MEAN, STD}`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Standardization {
+    /// Subtracted from every input.
+    pub mean: f64,
+    /// Divides every centred input.
+    pub std: f64,
 }
 
-/// A small CNN for MNIST (1×28×28): standardisation, two convolution + ReLU + max-pool blocks
-/// and a dense classifier — the network of the peer benchmark `mnist_cnn`.
+/// Starts a network on `input`, standardised if asked.
+fn start<T: Scalar>(
+    input: Shape,
+    standardize: Option<Standardization>,
+) -> Result<Sequential<T>, ModelError> {
+    let net = Sequential::new(input);
+    match standardize {
+        Some(s) => net.push(Standardize::new(s.mean, s.std)?),
+        None => Ok(net),
+    }
+}
+
+/// The MLP of part 2 as a classifier of `features` inputs into `classes`: an optional
+/// standardisation, then `features → d_h` softplus `→ classes` logits (for MNIST: 784 features,
+/// 10 classes, `Standardization { mean: 0.1307, std: 0.3081 }`).
 ///
-/// ```text
-/// 1×28×28 → standardise → conv 8@5×5 pad 2 → ReLU → pool 2 → 8×14×14
-///         → conv 16@5×5 pad 2 → ReLU → pool 2 → 16×7×7 → flatten 784 → dense 10 (logits)
+/// ```
+/// use retroprop_layers::{Init, Layer};
+/// use retroprop_models::{ModelError, Standardization, mlp_classifier};
+///
+/// # fn main() -> Result<(), ModelError> {
+/// let mnist = Standardization { mean: 0.1307, std: 0.3081 };
+/// let net = mlp_classifier::<f32>(784, 256, 10, Some(mnist), Init::XavierUniform { seed: 1 })?;
+/// assert_eq!(net.param_count(), 203_530);    // the standardisation holds buffers, not parameters
+/// assert_eq!(net.buffer_count(), 2);
+/// # Ok(())
+/// # }
 /// ```
 ///
 /// # Errors
-/// Never for these fixed sizes; the `Result` is the builders' common signature.
-pub fn mnist_cnn<T: Scalar>(init: Init) -> Result<Sequential<T>, ModelError> {
-    Sequential::new(Shape::image(1, 28, 28))
-        .push(Standardize::new(MNIST_MEAN, MNIST_STD)?)?
+/// [`ModelError::Layer`] if a size is zero or the standardisation is invalid.
+pub fn mlp_classifier<T: Scalar>(
+    features: usize,
+    d_h: usize,
+    classes: usize,
+    standardize: Option<Standardization>,
+    init: Init,
+) -> Result<Sequential<T>, ModelError> {
+    start(Shape::Flat(features), standardize)?
+        .push(Dense::new(features, d_h, layer_init(init, 0))?)?
+        .push(Softplus::new())?
+        .push(Dense::new(d_h, classes, layer_init(init, 1))?)
+}
+
+/// A small CNN classifier of `C×H×W` images into `classes`: an optional standardisation, two
+/// convolution + ReLU + max-pool blocks and a dense classifier — for MNIST (1×28×28, 10
+/// classes) the network of the peer benchmark `mnist_cnn`.
+///
+/// ```text
+/// C×H×W → standardise → conv 8@5×5 pad 2 → ReLU → pool 2 → 8×⌊H/2⌋×⌊W/2⌋
+///       → conv 16@5×5 pad 2 → ReLU → pool 2 → 16×⌊H/4⌋×⌊W/4⌋ → flatten → dense (logits)
+/// ```
+///
+/// # Errors
+/// [`ModelError::Layer`] if the image is too small for two poolings (under 4×4) or a size is
+/// zero.
+pub fn cnn_classifier<T: Scalar>(
+    (c, h, w): (usize, usize, usize),
+    classes: usize,
+    standardize: Option<Standardization>,
+    init: Init,
+) -> Result<Sequential<T>, ModelError> {
+    let (h2, w2) = (h / 2, w / 2);
+    let (h4, w4) = (h2 / 2, w2 / 2);
+    start(Shape::image(c, h, w), standardize)?
         .push(Conv2d::new(
-            Conv2dConfig::new((1, 28, 28), 8, 5).padding(2),
+            Conv2dConfig::new((c, h, w), 8, 5).padding(2),
             layer_init(init, 0),
         )?)?
         .push(Relu::new())?
-        .push(MaxPool2d::new(MaxPool2dConfig::new((8, 28, 28), 2))?)?
+        .push(MaxPool2d::new(MaxPool2dConfig::new((8, h, w), 2))?)?
         .push(Conv2d::new(
-            Conv2dConfig::new((8, 14, 14), 16, 5).padding(2),
+            Conv2dConfig::new((8, h2, w2), 16, 5).padding(2),
             layer_init(init, 1),
         )?)?
         .push(Relu::new())?
-        .push(MaxPool2d::new(MaxPool2dConfig::new((16, 14, 14), 2))?)?
+        .push(MaxPool2d::new(MaxPool2dConfig::new((16, h2, w2), 2))?)?
         .push(Flatten::new())?
-        .push(Dense::new(16 * 7 * 7, 10, layer_init(init, 2))?)
+        .push(Dense::new(16 * h4 * w4, classes, layer_init(init, 2))?)
 }

@@ -17,6 +17,9 @@ pub enum ModelError {
     /// The optimizer rejected the model or a hyper-parameter.
     #[error(transparent)]
     Optim(#[from] OptimError),
+    /// The data (`retroprop-data`) rejected its input.
+    #[error(transparent)]
+    Dataset(#[from] retroprop_data::DataError),
     /// A layer added to a `Sequential` cannot take the previous layer's output.
     #[error("layer #{index} ({layer}) cannot take input of shape {input}: {source}")]
     Incompatible {

@@ -5,10 +5,11 @@
 //!
 //! - [`Sequential`] — layers in order, itself a `Layer`, so custom networks compose and nest;
 //!   shapes are checked as layers are added.
-//! - Builders for the homework's networks: [`mlp`] (part 2), [`homework_cnn`] (part 3) and
-//!   [`mnist_cnn`] (a small CNN to train on MNIST).
+//! - Builders for the homework's networks: [`mlp`] (part 2), [`homework_cnn`] (part 3), and
+//!   classifiers for any input shape and class count: [`mlp_classifier`], [`cnn_classifier`].
 //! - [`Summary`] — the layer table with output shapes and parameter counts (`n_θ`, 2i).
-//! - [`fit`] and [`evaluate`] — training over a [`Source`] of labelled examples, with a callback
+//! - [`fit`] and [`evaluate`] — training over a [`Source`] of labelled examples (from
+//!   `retroprop-data`), with a callback
 //!   per step and per epoch (progress, logging, early stopping); loss, accuracy and confusion
 //!   matrix. Same seeds, same result, bit for bit.
 //! - [`checkpoint`] — save and load with serde + bincode, atomic and checked.
@@ -47,7 +48,7 @@ mod sequential;
 mod summary;
 mod train;
 
-pub use builders::{MNIST_MEAN, MNIST_STD, homework_cnn, mlp, mnist_cnn, mnist_mlp};
+pub use builders::{Standardization, cnn_classifier, homework_cnn, mlp, mlp_classifier};
 pub use checkpoint::{CheckpointError, TrainingState};
 /// The nalgebra this crate is built with: `retroprop_models::nalgebra::DMatrix` is the matrix
 /// type of every retroprop API, without a matching version pin in the user's manifest.
@@ -55,12 +56,13 @@ pub use retroprop_core::nalgebra;
 
 pub use error::ModelError;
 pub use memory::MemoryEstimate;
+/// The data a model trains on, from `retroprop-data` (below this crate).
+pub use retroprop_data::{InMemory, Source};
 pub use retroprop_layers::{Init, Layer, Shape};
 pub use sequential::{Sequential, SequentialConfig, register};
 pub use summary::{Summary, SummaryRow};
 pub use train::{
-    BatchSize, ConfusionMatrix, EpochStats, Evaluation, Event, FitConfig, FitReport, InMemory,
-    Source, evaluate, fit,
+    BatchSize, ConfusionMatrix, EpochStats, Evaluation, Event, FitConfig, FitReport, evaluate, fit,
 };
 
 /// The README's examples, compiled and run as doctests.

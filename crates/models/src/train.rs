@@ -5,103 +5,14 @@ use std::time::Instant;
 
 use nalgebra::DMatrix;
 use retroprop_core::Scalar;
-use retroprop_core::rng::Rng;
 use retroprop_layers::Layer;
 use retroprop_losses::{Loss, Reduction, Target};
 use retroprop_optim::{Constant, Optimizer, Schedule};
 use serde::Serialize;
 
+use retroprop_data::{Batch, EpochOrder, Source};
+
 use crate::{MemoryEstimate, ModelError, Sequential, guard};
-
-/// A labelled classification dataset that hands out batches.
-///
-/// Implement it over your own storage (the `retroprop` program implements it over MNIST kept
-/// as bytes and converts each batch on the fly); [`InMemory`] holds a matrix and labels.
-pub trait Source<T: Scalar>: Sync {
-    /// Number of examples.
-    fn len(&self) -> usize;
-
-    /// `true` if there is no example.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Values per example (rows of a batch).
-    fn features(&self) -> usize;
-
-    /// Number of classes.
-    fn classes(&self) -> usize;
-
-    /// Writes examples `indices` as the columns of `x` (already `features × indices.len()`) and
-    /// their labels into `labels` (cleared first).
-    fn gather(&self, indices: &[usize], x: &mut DMatrix<T>, labels: &mut Vec<usize>);
-}
-
-/// A dataset in memory: one column per example, and its labels.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InMemory<T: Scalar> {
-    x: DMatrix<T>,
-    labels: Vec<usize>,
-    classes: usize,
-}
-
-impl<T: Scalar> InMemory<T> {
-    /// A dataset of the columns of `x` with `labels` in `0..classes`.
-    ///
-    /// # Errors
-    /// [`ModelError::Loss`] (label out of range, or a count mismatch) if the labels do not fit.
-    pub fn new(x: DMatrix<T>, labels: Vec<usize>, classes: usize) -> Result<Self, ModelError> {
-        use retroprop_losses::LossError;
-        if labels.len() != x.ncols() {
-            return Err(LossError::BatchMismatch {
-                loss: "InMemory",
-                predictions: x.ncols(),
-                targets: labels.len(),
-            }
-            .into());
-        }
-        if let Some(index) = labels.iter().position(|&y| y >= classes) {
-            return Err(LossError::LabelOutOfRange {
-                loss: "InMemory",
-                index,
-                label: labels[index],
-                classes,
-            }
-            .into());
-        }
-        Ok(Self { x, labels, classes })
-    }
-
-    /// The examples, one per column.
-    pub fn x(&self) -> &DMatrix<T> {
-        &self.x
-    }
-
-    /// The labels.
-    pub fn labels(&self) -> &[usize] {
-        &self.labels
-    }
-}
-
-impl<T: Scalar> Source<T> for InMemory<T> {
-    fn len(&self) -> usize {
-        self.labels.len()
-    }
-    fn features(&self) -> usize {
-        self.x.nrows()
-    }
-    fn classes(&self) -> usize {
-        self.classes
-    }
-    fn gather(&self, indices: &[usize], x: &mut DMatrix<T>, labels: &mut Vec<usize>) {
-        let rows = self.x.nrows();
-        labels.clear();
-        for (dst, &i) in x.as_mut_slice().chunks_exact_mut(rows.max(1)).zip(indices) {
-            dst.copy_from_slice(&self.x.as_slice()[i * rows..(i + 1) * rows]);
-            labels.push(self.labels[i]);
-        }
-    }
-}
 
 /// How many examples each optimizer step sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,21 +170,6 @@ fn check_source<T: Scalar>(model: &Sequential<T>, data: &dyn Source<T>) -> Resul
     Ok(())
 }
 
-/// A reusable batch buffer: the matrix is reallocated only when the batch size changes.
-struct Batch<T: Scalar> {
-    x: DMatrix<T>,
-    labels: Vec<usize>,
-}
-
-impl<T: Scalar> Batch<T> {
-    fn load(&mut self, data: &dyn Source<T>, indices: &[usize]) {
-        if self.x.ncols() != indices.len() {
-            self.x = DMatrix::zeros(data.features(), indices.len());
-        }
-        data.gather(indices, &mut self.x, &mut self.labels);
-    }
-}
-
 /// Trains `model` on `data` for `config.epochs` epochs, minimising `loss` with `optimizer`.
 ///
 /// Each step: zero the gradients, forward, loss and `dL/dy`, backward (parameters only: the data
@@ -358,21 +254,15 @@ fn fit_on_worker<T: Scalar>(
     let mut last_good = guard::Snapshot::take(model, config.done);
     // the full batch is summed in chunks whose activations fit in CHUNK_BYTES
     let full_chunk = MemoryEstimate::of(model).training_chunk();
-    let mut rng = Rng::new(config.seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut batch = Batch {
-        x: DMatrix::zeros(0, 0),
-        labels: Vec::new(),
-    };
+    let mut order = EpochOrder::new(n, config.seed);
+    let mut batch = Batch::new();
     let mut report = FitReport {
         epochs: Vec::new(),
         stopped_early: false,
     };
     if let BatchSize::Mini(_) = config.batch {
         // the shuffles of the epochs done, so the next one sees the order it would have
-        for _ in 0..config.done {
-            rng.shuffle(&mut order);
-        }
+        order.skip(config.done);
     }
 
     for epoch in config.done + 1..=config.epochs {
@@ -382,9 +272,8 @@ fn fit_on_worker<T: Scalar>(
         let (mut loss_sum, mut hits, mut seen, mut steps) = (0.0, 0usize, 0usize, 0usize);
         match config.batch {
             BatchSize::Mini(size) => {
-                rng.shuffle(&mut order);
                 let total_steps = n.div_ceil(size);
-                for indices in order.chunks(size) {
+                for indices in order.next_epoch().chunks(size) {
                     batch.load(data, indices);
                     model.zero_grad();
                     let logits = model.forward(&batch.x)?;
@@ -421,7 +310,7 @@ fn fit_on_worker<T: Scalar>(
             BatchSize::Full => {
                 // ∇R̂ over all n examples = Σ over chunks of each chunk's summed gradient / n
                 model.zero_grad();
-                for indices in order.chunks(full_chunk) {
+                for indices in order.current().chunks(full_chunk) {
                     batch.load(data, indices);
                     let logits = model.forward(&batch.x)?;
                     let mut out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
@@ -600,10 +489,7 @@ fn evaluate_on_worker<T: Scalar>(
     let mut confusion = ConfusionMatrix::new(classes);
     let mut loss_sum = 0.0;
     let order: Vec<usize> = (0..data.len()).collect();
-    let mut batch = Batch {
-        x: DMatrix::zeros(0, 0),
-        labels: Vec::new(),
-    };
+    let mut batch = Batch::new();
     for indices in order.chunks(MemoryEstimate::of(model).inference_chunk()) {
         batch.load(data, indices);
         let logits = model.infer(&batch.x)?;

@@ -9,10 +9,16 @@ use retroprop_layers::{Dense, DenseConfig, Init, Layer, LayerSpec, Shape, Softpl
 use retroprop_losses::{CrossEntropy, Loss, Mse, Target};
 use retroprop_models::checkpoint::{self, CheckpointError};
 use retroprop_models::{
-    BatchSize, FitConfig, InMemory, ModelError, Sequential, SequentialConfig, evaluate, fit,
-    homework_cnn, mlp, mnist_cnn,
+    BatchSize, FitConfig, InMemory, ModelError, Sequential, SequentialConfig, Standardization,
+    cnn_classifier, evaluate, fit, homework_cnn, mlp,
 };
 use retroprop_optim::{Momentum, Optimizer, Sgd, StepDecay, WeightDecay};
+
+/// MNIST's standardisation, as the `retroprop` program builds its networks.
+const MNIST: Option<Standardization> = Some(Standardization {
+    mean: 0.1307,
+    std: 0.3081,
+});
 
 fn random(rows: usize, cols: usize, lo: f64, hi: f64, seed: u64) -> DMatrix<f64> {
     let mut rng = Rng::new(seed);
@@ -77,7 +83,8 @@ fn homework_cnn_end_to_end_through_a_loss() {
 
 #[test]
 fn mnist_cnn_end_to_end_through_cross_entropy() {
-    let mut net = mnist_cnn::<f64>(Init::HeUniform { seed: 7 }).unwrap();
+    let mut net =
+        cnn_classifier::<f64>((1, 28, 28), 10, MNIST, Init::HeUniform { seed: 7 }).unwrap();
     let x = random(784, 2, 0.0, 1.0, 8);
     let y = [3, 8];
     let ce = CrossEntropy::default();
@@ -322,7 +329,7 @@ fn bad_data_and_settings_are_errors() {
 }
 
 fn small_cnn() -> Sequential<f32> {
-    mnist_cnn::<f32>(Init::HeUniform { seed: 3 }).unwrap()
+    cnn_classifier::<f32>((1, 28, 28), 10, MNIST, Init::HeUniform { seed: 3 }).unwrap()
 }
 
 #[test]
@@ -337,7 +344,8 @@ fn checkpoints_round_trip_bit_for_bit() {
     assert_eq!(net.infer(&x).unwrap(), loaded.infer(&x).unwrap());
     assert_eq!(loaded.spec(), net.spec());
     // load into an existing model of the same architecture
-    let mut other = mnist_cnn::<f32>(Init::HeUniform { seed: 99 }).unwrap();
+    let mut other =
+        cnn_classifier::<f32>((1, 28, 28), 10, MNIST, Init::HeUniform { seed: 99 }).unwrap();
     checkpoint::load_into(&mut other, &path).unwrap();
     assert_eq!(net.infer(&x).unwrap(), other.infer(&x).unwrap());
     // saving again over the file keeps it valid (atomic replace), and leaves no temporary

@@ -8,7 +8,15 @@ use nalgebra::DMatrix;
 use retroprop_core::rng::Rng;
 use retroprop_layers::{Init, Layer};
 use retroprop_losses::CrossEntropy;
-use retroprop_models::{BatchSize, FitConfig, InMemory, Sequential, fit, mnist_cnn, mnist_mlp};
+use retroprop_models::{
+    BatchSize, FitConfig, InMemory, Sequential, Standardization, cnn_classifier, fit,
+    mlp_classifier,
+};
+
+const MNIST: Option<Standardization> = Some(Standardization {
+    mean: 0.1307,
+    std: 0.3081,
+});
 use retroprop_optim::{Momentum, Sgd, WeightDecay};
 
 /// 48 seeded 28×28 "images" in [0, 1] with 10 labels.
@@ -64,12 +72,14 @@ fn assert_same_bits_on_1_2_3_threads(build: fn() -> Sequential<f32>) {
 
 #[test]
 fn the_cnn_trains_to_the_same_bits_on_1_2_and_3_threads() {
-    assert_same_bits_on_1_2_3_threads(|| mnist_cnn::<f32>(Init::HeUniform { seed: 4 }).unwrap());
+    assert_same_bits_on_1_2_3_threads(|| {
+        cnn_classifier::<f32>((1, 28, 28), 10, MNIST, Init::HeUniform { seed: 4 }).unwrap()
+    });
 }
 
 #[test]
 fn the_mlp_trains_to_the_same_bits_on_1_2_and_3_threads() {
     assert_same_bits_on_1_2_3_threads(|| {
-        mnist_mlp::<f32>(32, Init::XavierUniform { seed: 4 }).unwrap()
+        mlp_classifier::<f32>(784, 32, 10, MNIST, Init::XavierUniform { seed: 4 }).unwrap()
     });
 }

@@ -9,7 +9,7 @@ use retroprop_layers::{
 use retroprop_losses::{
     BceWithLogits, BinaryCrossEntropy, CrossEntropy, Loss, Mse, Reduction, SigmoidMse, Target,
 };
-use retroprop_models::{Sequential, homework_cnn, mlp, mnist_cnn};
+use retroprop_models::{Sequential, cnn_classifier, homework_cnn, mlp};
 use retroprop_optim::{Momentum, Optimizer, Sgd, WeightDecay};
 
 use super::{away_from_zero, distinct, labels, random};
@@ -475,7 +475,7 @@ pub fn models(suite: &mut Suite) {
         "MNIST CNN (conv, ReLU, pool ×2, dense), cross-entropy",
         || {
             end_to_end(
-                mnist_cnn(Init::HeUniform { seed: 7 }),
+                cnn_classifier((1, 28, 28), 10, None, Init::HeUniform { seed: 7 }),
                 random(784, 2, 0.0, 1.0, 8),
                 Box::new(CrossEntropy::default()),
                 TargetData::Labels(vec![3, 8]),
