@@ -2,4 +2,5 @@
 //! that want the same report) can run it in process.
 #![deny(missing_docs)]
 
+pub mod tidy;
 pub mod verify;

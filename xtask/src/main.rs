@@ -3,8 +3,10 @@
 //!
 //! - `cargo xtask verify [--filter <text>] [--json]` — every gradient check across the crates
 //!   and every checkable claim of the homework; exit status 1 if any check fails.
-//! - `cargo xtask ci` — what CI runs, cheapest first: `fmt --check`, clippy with `-D warnings`,
-//!   the test suite, rustdoc with `-D warnings`, then `verify`.
+//! - `cargo xtask ci` — everything CI runs, cheapest first: the tidy check of the crate graph,
+//!   `fmt --check`, clippy with `-D warnings`, the test suite, rustdoc with `-D warnings`,
+//!   `verify`, the examples (the downstream crate included), the training smoke test and the
+//!   fuzz targets.
 //! - `cargo xtask mutants [--file <path>]... [--minutes <n>]` — a bounded cargo-mutants pass
 //!   (not part of CI).
 //!
@@ -17,6 +19,7 @@ use std::process::{Command, ExitCode};
 
 use xtask::verify;
 
+mod ci;
 mod mutants;
 
 const HELP: &str = "\
@@ -29,7 +32,8 @@ tasks:
               --json            one JSON document on stdout
               --no-color        no ANSI colours (they are on only when stdout is a terminal)
               --plant-bug       also register a deliberately wrong layer (it must FAIL)
-  ci        run what CI runs: fmt --check, clippy -D warnings, tests, docs -D warnings, verify
+  ci        run what CI runs: tidy (crate graph), fmt --check, clippy -D warnings, tests,
+            docs -D warnings, verify, examples, training smoke test, fuzz targets
   mutants   a bounded mutation-testing pass (cargo-mutants) over a few files of the math
               --file <path>     a file to mutate (repeatable) [default: pointwise.rs and
                                 cross_entropy.rs]
@@ -49,7 +53,7 @@ fn main() -> ExitCode {
 fn try_main() -> Result<ExitCode, String> {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("ci") => ci(),
+        Some("ci") => ci::run(),
         Some("verify") => verify_task(&args[1..]),
         Some("mutants") => mutants::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
@@ -63,69 +67,6 @@ fn try_main() -> Result<ExitCode, String> {
 /// The cargo that runs us (`$CARGO`), or `cargo` from `PATH`.
 pub(crate) fn cargo() -> Command {
     Command::new(env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")))
-}
-
-/// One step of `ci`: a cargo invocation with optional environment.
-struct Step {
-    name: &'static str,
-    args: &'static [&'static str],
-    env: &'static [(&'static str, &'static str)],
-}
-
-/// What CI runs, cheapest first. `.ci/run` runs the same commands.
-const CI_STEPS: &[Step] = &[
-    Step {
-        name: "format",
-        args: &["fmt", "--all", "--", "--check"],
-        env: &[],
-    },
-    Step {
-        name: "clippy",
-        args: &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-        env: &[],
-    },
-    Step {
-        name: "tests",
-        args: &["test", "--workspace"],
-        env: &[],
-    },
-    Step {
-        name: "docs",
-        args: &["doc", "--workspace", "--no-deps"],
-        env: &[("RUSTDOCFLAGS", "-D warnings")],
-    },
-];
-
-fn ci() -> Result<ExitCode, String> {
-    for step in CI_STEPS {
-        eprintln!("xtask ci: {} — cargo {}", step.name, step.args.join(" "));
-        let mut cmd = cargo();
-        cmd.args(step.args);
-        for (k, v) in step.env {
-            cmd.env(k, v);
-        }
-        let status = cmd
-            .status()
-            .map_err(|e| format!("could not run cargo: {e}"))?;
-        if !status.success() {
-            eprintln!("xtask ci: step `{}` failed ({status})", step.name);
-            return Ok(ExitCode::FAILURE);
-        }
-    }
-    eprintln!("xtask ci: verify");
-    if verify_task(&[])? != ExitCode::SUCCESS {
-        eprintln!("xtask ci: step `verify` failed");
-        return Ok(ExitCode::FAILURE);
-    }
-    eprintln!("xtask ci: all steps passed");
-    Ok(ExitCode::SUCCESS)
 }
 
 fn verify_task(args: &[String]) -> Result<ExitCode, String> {
