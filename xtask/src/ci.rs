@@ -32,8 +32,10 @@ const DOWNSTREAM: &str = "examples/downstream/Cargo.toml";
 fn steps() -> Vec<Step> {
     let target = root().join("target");
     let downstream = |name, args: &[&str]| {
-        let mut s = step(name, args);
-        s.command.args(["--manifest-path", DOWNSTREAM]);
+        // `--manifest-path` right after the subcommand, before any `--`
+        let (sub, rest) = args.split_first().expect("a subcommand");
+        let mut s = step(name, &[sub, "--manifest-path", DOWNSTREAM]);
+        s.command.args(rest);
         // the workspace's target directory: its compiled dependencies are shared
         s.command.env("CARGO_TARGET_DIR", &target);
         s
