@@ -3,7 +3,9 @@
 use std::fmt;
 
 use retroprop_core::Scalar;
-use retroprop_layers::{Layer, ParamKind, Shape};
+use retroprop_layers::{
+    Conv2dConfig, DenseConfig, Layer, LayerSpec, MaxPool2dConfig, ParamKind, Shape,
+};
 use serde::Serialize;
 
 use crate::Sequential;
@@ -15,12 +17,64 @@ pub struct SummaryRow {
     pub index: usize,
     /// The layer's type name.
     pub layer: String,
+    /// Its geometry, for people: `784→256`, `32@8×8 s2 p3`, `2×2 s2`; a custom layer's
+    /// configuration; empty for a layer without one.
+    pub details: String,
     /// Shape of one output example.
     pub output: Shape,
     /// Scalars in weight parameters.
     pub weights: usize,
     /// Scalars in bias parameters.
     pub biases: usize,
+    /// Scalars in buffers (saved, not trained: not in `n_θ`).
+    pub buffers: usize,
+}
+
+/// `a×b`, or `a` when both are equal.
+fn pair(h: usize, w: usize) -> String {
+    if h == w {
+        h.to_string()
+    } else {
+        format!("{h}×{w}")
+    }
+}
+
+/// The geometry of a layer from its description (see [`SummaryRow::details`]).
+fn details(spec: &LayerSpec) -> String {
+    let window = |k: retroprop_layers::Hw, s: retroprop_layers::Hw, p: retroprop_layers::Hw| {
+        let mut out = format!("{}×{} s{}", k.h, k.w, pair(s.h, s.w));
+        if p.h + p.w > 0 {
+            out.push_str(&format!(" p{}", pair(p.h, p.w)));
+        }
+        out
+    };
+    match spec.kind.as_str() {
+        "Dense" => spec
+            .config::<DenseConfig>()
+            .map(|c| format!("{}→{}", c.d_in, c.d_out))
+            .unwrap_or_default(),
+        "Conv2d" => spec
+            .config::<Conv2dConfig>()
+            .map(|c| {
+                let mut out = format!(
+                    "{}@{}",
+                    c.out_channels,
+                    window(c.kernel, c.stride, c.padding)
+                );
+                if c.dilation.h * c.dilation.w > 1 {
+                    out.push_str(&format!(" d{}", pair(c.dilation.h, c.dilation.w)));
+                }
+                out
+            })
+            .unwrap_or_default(),
+        "MaxPool2d" => spec
+            .config::<MaxPool2dConfig>()
+            .map(|c| window(c.kernel, c.stride, c.padding))
+            .unwrap_or_default(),
+        "Sequential" => format!("{} layers", spec.children.len()),
+        _ if spec.config == "null" => String::new(),
+        _ => spec.config.clone(),
+    }
 }
 
 /// The layers of a network with their output shapes and parameter counts, and totals.
@@ -49,9 +103,11 @@ impl Summary {
                 SummaryRow {
                     index,
                     layer: layer.name().to_string(),
+                    details: details(&layer.spec()),
                     output,
                     weights,
                     biases,
+                    buffers: layer.buffer_count(),
                 }
             })
             .collect();
@@ -69,6 +125,11 @@ impl Summary {
     /// Total bias scalars.
     pub fn biases(&self) -> usize {
         self.rows.iter().map(|r| r.biases).sum()
+    }
+
+    /// Total buffer scalars (saved, not trained).
+    pub fn buffers(&self) -> usize {
+        self.rows.iter().map(|r| r.buffers).sum()
     }
 
     /// `n_θ`: all trainable scalars.
@@ -97,26 +158,38 @@ pub(crate) fn thousands(n: usize) -> String {
 
 impl fmt::Display for Summary {
     /// ```text
-    /// #   Layer        Output shape     Weights   Biases    Params
-    /// 0   Conv2d       32×64×64           6,144       32     6,176
+    /// #   Layer         Kernel            Output shape     Weights   Biases    Params
+    /// 0   Conv2d        32@8×8 s2 p3      32×64×64           6,144       32     6,176
     /// …
     /// Total params: 24,672 (weights 24,576, biases 96)
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rule = "─".repeat(70);
+        let rule = "─".repeat(88);
         writeln!(
             f,
-            "{:<4}{:<14}{:<16}{:>12}{:>12}{:>12}",
-            "#", "Layer", "Output shape", "Weights", "Biases", "Params"
+            "{:<4}{:<14}{:<18}{:<16}{:>12}{:>12}{:>12}",
+            "#", "Layer", "Kernel", "Output shape", "Weights", "Biases", "Params"
         )?;
         writeln!(f, "{rule}")?;
-        writeln!(f, "{:<4}{:<14}{:<16}", "", "Input", self.input.to_string())?;
+        writeln!(
+            f,
+            "{:<4}{:<14}{:<18}{:<16}",
+            "",
+            "Input",
+            "",
+            self.input.to_string()
+        )?;
         for r in &self.rows {
+            let mut details = r.details.clone();
+            if details.chars().count() > 17 {
+                details = details.chars().take(16).chain(['…']).collect();
+            }
             writeln!(
                 f,
-                "{:<4}{:<14}{:<16}{:>12}{:>12}{:>12}",
+                "{:<4}{:<14}{:<18}{:<16}{:>12}{:>12}{:>12}",
                 r.index,
                 r.layer,
+                details,
                 r.output.to_string(),
                 thousands(r.weights),
                 thousands(r.biases),
@@ -138,7 +211,15 @@ impl fmt::Display for Summary {
             thousands(self.params()),
             thousands(self.weights()),
             thousands(self.biases())
-        )
+        )?;
+        if self.buffers() > 0 {
+            write!(
+                f,
+                "\nBuffers: {} values (saved with the model, not trained, not in the params)",
+                thousands(self.buffers())
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -171,6 +252,30 @@ mod tests {
         assert!(text.contains("64×32×32"), "{text}");
         assert!(text.contains("18,432"), "{text}");
         assert!(text.contains("65,536 values"), "{text}");
+        // the kernel geometry of question 3
+        let details: Vec<&str> = s.rows.iter().map(|r| r.details.as_str()).collect();
+        assert_eq!(details, ["32@8×8 s2 p3", "2×2 s2", "64@3×3 s1 p1"]);
+        assert!(text.contains("32@8×8 s2 p3"), "{text}");
+    }
+
+    #[test]
+    fn buffers_are_shown_but_not_counted_as_parameters() {
+        let net = crate::mlp_classifier::<f32>(
+            4,
+            3,
+            2,
+            Some(crate::Standardization {
+                mean: 0.5,
+                std: 2.0,
+            }),
+            Init::Zeros,
+        )
+        .unwrap();
+        let s = Summary::of(&net);
+        assert_eq!((s.buffers(), s.params()), (2, 4 * 3 + 3 + 3 * 2 + 2));
+        assert_eq!(s.rows[0].buffers, 2);
+        assert_eq!(s.rows[1].details, "4→3");
+        assert!(s.to_string().contains("Buffers: 2 values"), "{s}");
     }
 
     #[test]
