@@ -162,6 +162,16 @@ pub enum LayerError {
         /// The paths it has, comma-separated.
         known: String,
     },
+    /// Tensors given to load a network do not match its parameters and buffers.
+    #[error("{}", state_dict_mismatch(missing, unexpected, shapes))]
+    StateDict {
+        /// The network's tensors that were not given.
+        missing: Vec<String>,
+        /// Tensors given that the network does not have.
+        unexpected: Vec<String>,
+        /// Tensors given with another shape, in words.
+        shapes: Vec<String>,
+    },
     /// A 1-D convolution got an empty signal or kernel.
     #[error("convolve1d: {what} is empty")]
     EmptyConvolution {
@@ -180,4 +190,22 @@ fn window_too_large(input: usize, padding: usize, kernel: usize, dilation: usize
             "input {input} + 2·padding {padding} is smaller than the dilated kernel, dilation {dilation}·(kernel {kernel} − 1) + 1"
         )
     }
+}
+
+/// Everything wrong with a state dict, in one sentence per kind of problem.
+fn state_dict_mismatch(missing: &[String], unexpected: &[String], shapes: &[String]) -> String {
+    let mut parts = Vec::new();
+    if !missing.is_empty() {
+        parts.push(format!("missing: {}", missing.join(", ")));
+    }
+    if !unexpected.is_empty() {
+        parts.push(format!("unexpected: {}", unexpected.join(", ")));
+    }
+    if !shapes.is_empty() {
+        parts.push(format!("wrong shapes: {}", shapes.join(", ")));
+    }
+    format!(
+        "the tensors do not fit the network ({}); nothing was loaded",
+        parts.join("; ")
+    )
 }

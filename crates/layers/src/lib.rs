@@ -58,6 +58,7 @@ mod registry;
 mod shape;
 mod spec;
 mod standardize;
+mod state_dict;
 
 /// The nalgebra this crate is built with (see `retroprop_core::nalgebra`).
 pub use retroprop_core::nalgebra;
@@ -82,6 +83,7 @@ pub use retroprop_core::Scalar;
 pub use shape::{MAX_VALUES, Shape};
 pub use spec::LayerSpec;
 pub use standardize::Standardize;
+pub use state_dict::{StateDict, load_state_dict, state_dict};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

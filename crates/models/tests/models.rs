@@ -593,3 +593,40 @@ fn an_undecodable_header_is_described_not_dumped() {
         }
     }
 }
+
+#[test]
+fn a_state_dict_moves_every_tensor_by_path_and_a_bad_one_changes_nothing() {
+    use retroprop_layers::{LayerError, load_state_dict, state_dict};
+    let from =
+        retroprop_models::mlp_classifier::<f64>(3, 4, 2, MNIST, Init::XavierUniform { seed: 1 })
+            .unwrap();
+    let mut into = retroprop_models::mlp_classifier::<f64>(3, 4, 2, None, Init::Zeros).unwrap();
+    let dict = state_dict(&from);
+    let keys: Vec<&str> = dict.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "0.mean", "0.std", "1.bias", "1.weight", "3.bias", "3.weight"
+        ]
+    );
+    // a network without the standardisation has other paths: every difference is named, and
+    // nothing is written
+    let before = state_dict(&into);
+    let err = load_state_dict(&mut into, &dict).unwrap_err();
+    assert!(
+        matches!(err, LayerError::StateDict { ref missing, ref unexpected, .. }
+        if missing.len() == 4 && unexpected.len() == 6),
+        "{err}"
+    );
+    assert_eq!(state_dict(&into), before);
+    // the same architecture takes them all
+    let mut same = retroprop_models::mlp_classifier::<f64>(3, 4, 2, MNIST, Init::Zeros).unwrap();
+    load_state_dict(&mut same, &dict).unwrap();
+    let x = DMatrix::from_fn(3, 2, |i, j| (i + j) as f64);
+    assert_eq!(same.infer(&x).unwrap(), from.infer(&x).unwrap());
+    // a wrong shape is named with both shapes
+    let mut bad = dict.clone();
+    bad.insert("1.weight".into(), DMatrix::zeros(3, 4));
+    let err = load_state_dict(&mut same, &bad).unwrap_err().to_string();
+    assert!(err.contains("`1.weight` is 4×3, given 3×4"), "{err}");
+}
