@@ -44,6 +44,7 @@ pub mod checkpoint;
 mod error;
 mod guard;
 pub mod memory;
+pub mod safetensors;
 mod sequential;
 mod summary;
 mod train;

@@ -64,7 +64,7 @@ pub fn save_training<T: Scalar>(
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::Sequential;
 
 mod error;
-mod file;
+pub(crate) mod file;
 mod v1;
 
 pub use error::CheckpointError;
@@ -63,7 +63,7 @@ const PREFIX: usize = 8 + 4 + 8;
 const CHECKSUM: usize = 8;
 
 /// 64-bit FNV-1a.
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         h ^= u64::from(b);
