@@ -10,6 +10,9 @@ mkdir -p "$seeds/idx" "$seeds/checkpoint"
 printf '\x00\x00\x08\x01\x00\x00\x00\x03\x07\x02\x01' > "$seeds/idx/labels.idx"
 printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00\x02\x00\x10\x20\x30\x40\x50\x60\x70' > "$seeds/idx/images.idx"
 gzip -9 -n -c "$seeds/idx/images.idx" > "$seeds/idx/images.idx.gz"
-cargo run -q -p retroprop-models --example seed_checkpoints -- "$seeds/checkpoint"
+mkdir -p "$seeds/safetensors"
+cargo run -q -p retroprop-models --example seed_checkpoints -- "$seeds/checkpoint" "$seeds/safetensors"
 # the committed format fixtures: version 1 files and a version 2 file with training state
 cp crates/models/tests/fixtures/*.ckpt "$seeds/checkpoint/"
+# safetensors: a file written by PyTorch (the CNN fixture) beside the export written above
+cp crates/models/tests/fixtures/torch/cnn-f32.safetensors "$seeds/safetensors/"

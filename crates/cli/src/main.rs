@@ -6,13 +6,18 @@
 //! retroprop eval --checkpoint FILE [--data DIR]
 //! retroprop summary [--model mlp|cnn|homework-cnn]
 //! retroprop predict --checkpoint FILE --index N [--data DIR]
+//! retroprop export --checkpoint FILE --out FILE.safetensors
+//! retroprop import --weights FILE.safetensors [--model mlp|cnn | --arch FILE] --out FILE
 //! ```
+//!
+//! `eval` and `predict` take a checkpoint or a safetensors export, told apart by content.
 
 mod budget;
 mod networks;
 mod plot;
 mod rundir;
 mod train;
+mod weights;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,7 +26,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use retroprop_data::Mnist;
 use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
-use retroprop_models::{Summary, checkpoint, evaluate, homework_cnn};
+use retroprop_models::{Summary, evaluate, homework_cnn};
 
 use crate::networks::{mnist_cnn, mnist_mlp};
 
@@ -39,7 +44,7 @@ enum Command {
     Train(train::TrainArgs),
     /// Test accuracy, loss and confusion matrix of a saved model.
     Eval {
-        /// The checkpoint written by `retroprop train`.
+        /// The checkpoint written by `retroprop train` (or a safetensors export).
         #[arg(long)]
         checkpoint: PathBuf,
         /// Directory with the four MNIST files [default: the shipped data/mnist].
@@ -61,9 +66,13 @@ enum Command {
         #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
         hidden: u64,
     },
+    /// Write a model as safetensors, in PyTorch's names and layouts.
+    Export(weights::ExportArgs),
+    /// Read a safetensors file (from PyTorch or `export`) into a checkpoint.
+    Import(weights::ImportArgs),
     /// Classify one test image: the digit, its probabilities, and the image.
     Predict {
-        /// The checkpoint written by `retroprop train`.
+        /// The checkpoint written by `retroprop train` (or a safetensors export).
         #[arg(long)]
         checkpoint: PathBuf,
         /// Index of the test image (0–9999).
@@ -137,6 +146,8 @@ fn main() -> ExitCode {
             memory_budget,
         } => eval(&checkpoint, data, json, &budget::Budget::new(memory_budget)),
         Command::Summary { model, hidden } => summary(model, hidden as usize),
+        Command::Export(args) => weights::export(&args),
+        Command::Import(args) => weights::import(&args),
         Command::Predict {
             checkpoint,
             index,
@@ -164,11 +175,7 @@ fn load_model(
     path: &Path,
     budget: &budget::Budget,
 ) -> Result<retroprop_models::Sequential<f32>, String> {
-    let model = checkpoint::load::<f32>(path).map_err(|e| match e {
-        // the I/O error names the path already
-        checkpoint::CheckpointError::Io { .. } => e.to_string(),
-        other => format!("{}: {other}", path.display()),
-    })?;
+    let model = weights::load_any(path)?;
     let memory = retroprop_models::MemoryEstimate::of(&model);
     budget.check(
         memory.inference_bytes(1),

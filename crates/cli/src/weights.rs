@@ -1,0 +1,122 @@
+//! `retroprop export` and `retroprop import`: weights in and out through safetensors, and the
+//! format detection `eval` and `predict` use.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, ValueEnum};
+use retroprop_layers::{Init, LayerSpec};
+use retroprop_models::safetensors as st;
+use retroprop_models::{Sequential, checkpoint};
+
+use crate::networks::{mnist_cnn, mnist_mlp};
+
+/// The built-in networks a PyTorch file can be imported as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ImportModel {
+    /// `nn.Sequential(nn.Linear(784, H), nn.Softplus(), nn.Linear(H, 10))` (H = --hidden).
+    Mlp,
+    /// The small MNIST CNN (see docs/pytorch.md for its PyTorch module).
+    Cnn,
+}
+
+/// Options of `retroprop export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The checkpoint to export (written by `retroprop train` or `import`).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The safetensors file to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Options of `retroprop import`.
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The safetensors file (from `safetensors.torch.save_file(model.state_dict(), …)` or
+    /// `retroprop export`).
+    #[arg(long)]
+    weights: PathBuf,
+    /// The network the file holds, for a file written by PyTorch (which does not record it).
+    #[arg(long, value_enum, conflicts_with = "arch")]
+    model: Option<ImportModel>,
+    /// Hidden units of the MLP.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
+    hidden: u64,
+    /// A JSON file with the network's architecture (a retroprop LayerSpec, as `retroprop
+    /// export` writes in the metadata key retroprop.architecture).
+    #[arg(long, value_name = "FILE")]
+    arch: Option<PathBuf>,
+    /// The checkpoint to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Reads a model for inference from a checkpoint or a safetensors export, told apart by
+/// content, not by extension.
+pub fn load_any(path: &Path) -> Result<Sequential<f32>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if st::is_safetensors(&bytes) {
+        return st::from_bytes::<f32>(&bytes).map_err(|e| match e {
+            st::TensorsError::NoArchitecture => format!(
+                "{}: a safetensors file without retroprop's architecture (written by PyTorch?): import it first, `retroprop import --weights {} --model mlp|cnn --out model.ckpt`",
+                path.display(),
+                path.display()
+            ),
+            other => format!("{}: {other}", path.display()),
+        });
+    }
+    checkpoint::from_bytes::<f32>(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn export(args: &ExportArgs) -> Result<(), String> {
+    let model = load_any(&args.checkpoint)?;
+    st::export(&model, &args.out).map_err(|e| e.to_string())?;
+    let names = st::torch_names(&model);
+    println!(
+        "wrote {} ({} tensors, PyTorch names {}…); load it with model.load_state_dict(safetensors.torch.load_file(\"{}\"))",
+        args.out.display(),
+        names.len(),
+        names.first().map_or("", |(_, t)| t.as_str()),
+        args.out.display()
+    );
+    Ok(())
+}
+
+pub fn import(args: &ImportArgs) -> Result<(), String> {
+    let bytes =
+        std::fs::read(&args.weights).map_err(|e| format!("{}: {e}", args.weights.display()))?;
+    let named = |e: st::TensorsError| format!("{}: {e}", args.weights.display());
+    let model = match (&args.model, &args.arch) {
+        (None, None) => st::from_bytes::<f32>(&bytes).map_err(named)?,
+        (model, arch) => {
+            let mut net = match (model, arch) {
+                (Some(ImportModel::Mlp), _) => mnist_mlp::<f32>(args.hidden as usize, Init::Zeros),
+                (Some(ImportModel::Cnn), _) => mnist_cnn::<f32>(Init::Zeros),
+                (None, Some(file)) => {
+                    let text = std::fs::read_to_string(file)
+                        .map_err(|e| format!("--arch {}: {e}", file.display()))?;
+                    let spec: LayerSpec = serde_json::from_str(&text).map_err(|e| {
+                        format!(
+                            "--arch {}: not a retroprop architecture: {e}",
+                            file.display()
+                        )
+                    })?;
+                    Sequential::from_spec(&spec)
+                }
+                (None, None) => unreachable!("handled above"),
+            }
+            .map_err(|e| e.to_string())?;
+            st::load_into_bytes(&mut net, &bytes).map_err(named)?;
+            net
+        }
+    };
+    checkpoint::save(&model, &args.out).map_err(|e| e.to_string())?;
+    println!(
+        "imported {} into {} ({} parameters)",
+        args.weights.display(),
+        args.out.display(),
+        retroprop_layers::Layer::param_count(&model)
+    );
+    Ok(())
+}
