@@ -47,9 +47,32 @@ pub struct ImportArgs {
     /// export` writes in the metadata key retroprop.architecture).
     #[arg(long, value_name = "FILE")]
     arch: Option<PathBuf>,
+    /// Mean and standard deviation of the inputs, `MEAN,STD`, for a network whose first layer
+    /// standardises (the built-in ones do): the normalisation the PyTorch model was trained
+    /// behind (`transforms.Normalize`) [default: the file's metadata, else MNIST's 0.1307,0.3081].
+    #[arg(long, value_name = "MEAN,STD", value_parser = mean_std)]
+    standardize: Option<(f64, f64)>,
     /// The checkpoint to write.
     #[arg(long)]
     out: PathBuf,
+}
+
+fn mean_std(s: &str) -> Result<(f64, f64), String> {
+    let (m, d) = s
+        .split_once(',')
+        .ok_or_else(|| format!("`{s}`: give MEAN,STD, e.g. 0.1307,0.3081"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|_| format!("`{v}` is not a number"))
+    };
+    let (mean, std) = (parse(m)?, parse(d)?);
+    if !(mean.is_finite() && std.is_finite() && std > 0.0) {
+        return Err(format!(
+            "`{s}`: the mean must be finite and the std finite and positive"
+        ));
+    }
+    Ok((mean, std))
 }
 
 /// Reads a model for inference from a checkpoint or a safetensors export, told apart by
@@ -111,6 +134,20 @@ pub fn import(args: &ImportArgs) -> Result<(), String> {
             net
         }
     };
+    let mut model = model;
+    if let Some((mean, std)) = args.standardize {
+        if model.layers().first().map(|l| l.name()) != Some("Standardize") {
+            return Err("--standardize: this network does not start with a standardisation".into());
+        }
+        for (name, v) in [("0.mean", mean), ("0.std", std)] {
+            retroprop_layers::Layer::set_buffer(
+                &mut model,
+                name,
+                nalgebra::DMatrix::from_element(1, 1, v as f32),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+    }
     checkpoint::save(&model, &args.out).map_err(|e| e.to_string())?;
     println!(
         "imported {} into {} ({} parameters)",

@@ -103,5 +103,28 @@ fn a_pytorch_file_imports_and_a_checkpoint_exports_and_evaluates_the_same() {
         std::fs::read(path("mlp.ckpt")).unwrap(),
         "the round trip gives the same checkpoint, byte for byte"
     );
+    // the normalisation a PyTorch model was trained behind goes into the first layer
+    ok(&[
+        "import",
+        "--weights",
+        &torch,
+        "--model",
+        "mlp",
+        "--hidden",
+        "32",
+        "--standardize",
+        "0.5,0.25",
+        "--out",
+        &path("other.ckpt"),
+    ]);
+    let other = retroprop_models::checkpoint::load::<f32>(path("other.ckpt")).unwrap();
+    let mut buffers = Vec::new();
+    retroprop_layers::Layer::visit_buffers(&other, &mut |p, b| {
+        buffers.push((p.to_string(), b.value()[0]))
+    });
+    assert_eq!(
+        buffers,
+        [("0.mean".to_string(), 0.5), ("0.std".to_string(), 0.25)]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
