@@ -2,24 +2,11 @@
 //! checkpoint a 5-epoch run writes in one go, byte for byte, and the same metrics.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn retroprop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_retroprop"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
+mod common;
+use common::retroprop;
 
-fn ok(args: &[&str]) {
-    let out = retroprop(args);
-    assert!(
-        out.status.success(),
-        "retroprop {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::ok;
 
 fn fresh(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("retroprop-resume-{name}-{}", std::process::id()));

@@ -1,25 +1,11 @@
 //! `retroprop export` / `import`, and `eval` on either format, as a user runs them.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-fn retroprop(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_retroprop"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the binary runs")
-}
+mod common;
+use common::retroprop;
 
-fn ok(args: &[&str]) -> String {
-    let out = retroprop(args);
-    assert!(
-        out.status.success(),
-        "retroprop {args:?}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::ok;
 
 fn accuracy(json: &str) -> f64 {
     let doc: serde_json::Value = serde_json::from_str(json).unwrap();

@@ -58,16 +58,7 @@ impl<T: Scalar> Buffer<T> {
     /// # Errors
     /// [`LayerError::ParamShape`] if `value` has another shape.
     pub fn set_value(&mut self, value: DMatrix<T>) -> Result<(), LayerError> {
-        if value.shape() != self.value.shape() {
-            return Err(LayerError::ParamShape {
-                layer: "Buffer",
-                param: self.name,
-                expected_rows: self.value.nrows(),
-                expected_cols: self.value.ncols(),
-                got_rows: value.nrows(),
-                got_cols: value.ncols(),
-            });
-        }
+        crate::param::check_same_shape("Buffer", self.name, &self.value, &value)?;
         self.value = value;
         Ok(())
     }

@@ -108,16 +108,7 @@ impl<T: Scalar> Param<T> {
     /// # Errors
     /// [`LayerError::ParamShape`] if `value` has another shape.
     pub fn set_value(&mut self, value: DMatrix<T>) -> Result<(), LayerError> {
-        if value.shape() != self.value.shape() {
-            return Err(LayerError::ParamShape {
-                layer: "Param",
-                param: self.name,
-                expected_rows: self.value.nrows(),
-                expected_cols: self.value.ncols(),
-                got_rows: value.nrows(),
-                got_cols: value.ncols(),
-            });
-        }
+        check_same_shape("Param", self.name, &self.value, &value)?;
         self.value = value;
         Ok(())
     }
@@ -128,6 +119,27 @@ impl<T: Scalar> Param<T> {
         // two cores for a large parameter
         split::halves(self.grad.as_mut_slice(), |g| g.fill(T::zero()));
     }
+}
+
+/// `Ok` if `new` has the shape of `current`, else [`LayerError::ParamShape`] naming the owner
+/// and the tensor.
+pub(crate) fn check_same_shape<T: Scalar>(
+    owner: &'static str,
+    name: &'static str,
+    current: &DMatrix<T>,
+    new: &DMatrix<T>,
+) -> Result<(), LayerError> {
+    if new.shape() == current.shape() {
+        return Ok(());
+    }
+    Err(LayerError::ParamShape {
+        layer: owner,
+        param: name,
+        expected_rows: current.nrows(),
+        expected_cols: current.ncols(),
+        got_rows: new.nrows(),
+        got_cols: new.ncols(),
+    })
 }
 
 #[cfg(test)]
