@@ -36,11 +36,17 @@
 //! ```
 #![deny(missing_docs)]
 
+mod adam;
+mod clip;
 mod optimizer;
+mod rmsprop;
 mod schedule;
 mod sgd;
 
+pub use adam::{Adam, AdamDecay};
+pub use clip::{clip_grad_norm, clip_grad_value};
 pub use optimizer::{OptimError, Optimizer, OptimizerState, ParamStates, SlotState};
+pub use rmsprop::RmsProp;
 pub use schedule::{Constant, Schedule, StepDecay};
 pub use sgd::{Biases, DecayConvention, GradientDescent, Momentum, Sgd, WeightDecay};
 
