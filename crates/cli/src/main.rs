@@ -14,7 +14,9 @@
 
 mod budget;
 mod networks;
+mod optimizers;
 mod plot;
+mod resume;
 mod rundir;
 mod train;
 mod weights;

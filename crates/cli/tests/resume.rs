@@ -73,6 +73,23 @@ fn a_resumed_mlp_run_is_byte_identical_to_one_run() {
 }
 
 #[test]
+fn a_resumed_adamw_run_with_clipping_is_byte_identical_to_one_run() {
+    resume_matches_one_go(
+        "adamw",
+        &[
+            "--limit",
+            "600",
+            "--hidden",
+            "8",
+            "--optimizer",
+            "adamw",
+            "--clip-norm",
+            "1",
+        ],
+    );
+}
+
+#[test]
 fn a_resumed_cnn_run_is_byte_identical_to_one_run() {
     resume_matches_one_go(
         "cnn",

@@ -63,7 +63,8 @@ pub use retroprop_layers::{Init, Layer, Shape};
 pub use sequential::{Sequential, SequentialConfig, register};
 pub use summary::{Summary, SummaryRow};
 pub use train::{
-    BatchSize, ConfusionMatrix, EpochStats, Evaluation, Event, FitConfig, FitReport, evaluate, fit,
+    BatchSize, Clip, ConfusionMatrix, EpochStats, Evaluation, Event, FitConfig, FitReport,
+    evaluate, fit,
 };
 
 /// The README's examples, compiled and run as doctests.

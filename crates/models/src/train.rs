@@ -41,6 +41,33 @@ pub struct FitConfig {
     pub seed: u64,
     /// Learning rate per epoch, from the optimizer's rate at the start of `fit`.
     pub schedule: Box<dyn Schedule>,
+    /// Gradient clipping before each step (none by default).
+    pub clip: Clip,
+}
+
+/// Gradient clipping applied after the backward pass and before each optimizer step.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Clip {
+    /// No clipping.
+    #[default]
+    None,
+    /// Rescale all gradients to a global 2-norm of at most this (`clip_grad_norm_`).
+    Norm(f64),
+    /// Clamp every gradient entry to `[−c, c]` (`clip_grad_value_`).
+    Value(f64),
+}
+
+impl Clip {
+    fn apply<T: Scalar>(self, model: &mut Sequential<T>) -> Result<(), ModelError> {
+        match self {
+            Clip::None => {}
+            Clip::Norm(max) => {
+                retroprop_optim::clip_grad_norm(model, max)?;
+            }
+            Clip::Value(c) => retroprop_optim::clip_grad_value(model, c)?,
+        }
+        Ok(())
+    }
 }
 
 impl FitConfig {
@@ -52,7 +79,14 @@ impl FitConfig {
             batch,
             seed: 0,
             schedule: Box::new(Constant),
+            clip: Clip::None,
         }
+    }
+
+    /// With gradient clipping before each step.
+    pub fn clip(mut self, clip: Clip) -> Self {
+        self.clip = clip;
+        self
     }
 
     /// Continuing a run that has done `done` of its epochs.
@@ -287,6 +321,7 @@ fn fit_on_worker<T: Scalar>(
                         ));
                     }
                     model.backward_params(&out.grad)?;
+                    config.clip.apply(model)?;
                     optimizer.step(model)?;
                     loss_sum += batch_loss;
                     hits += correct(&logits, &batch.labels);
@@ -331,6 +366,7 @@ fn fit_on_worker<T: Scalar>(
                         model, &last_good, report, epoch, 1, what, loss_sum,
                     ));
                 }
+                config.clip.apply(model)?;
                 optimizer.step(model)?;
                 steps = 1;
                 let event = Event::Step {

@@ -1,186 +1,31 @@
 //! `retroprop train`.
 
-use std::fmt::Write as _;
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use retroprop_data::Images;
 use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
 use retroprop_models::{
-    BatchSize, Evaluation, Event, FitConfig, MemoryEstimate, ModelError, Sequential, Summary,
+    BatchSize, Clip, Evaluation, Event, FitConfig, MemoryEstimate, ModelError, Sequential, Summary,
     TrainingState, checkpoint, evaluate, fit,
 };
 
 use crate::networks::{mnist_cnn, mnist_mlp};
-use retroprop_optim::{
-    Constant, Momentum, Optimizer, OptimizerState, Schedule, Sgd, StepDecay, WeightDecay,
-};
+use retroprop_optim::{Constant, Optimizer, Schedule, StepDecay};
 use serde::Serialize;
 
 use crate::budget::Budget;
+use crate::optimizers::OptimizerKind;
+use crate::resume::{Resumed, metrics_csv};
+
+mod args;
+
 use crate::rundir::RunDir;
 use crate::{load_data, plot};
-
-/// The networks `train` can train.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// The MLP of part 2: 784 → d_h softplus → 10 (softmax in the cross-entropy).
-    Mlp,
-    /// A small CNN: two conv(5×5)+ReLU+max-pool blocks and a dense classifier.
-    Cnn,
-}
-
-impl ModelKind {
-    fn name(self) -> &'static str {
-        match self {
-            ModelKind::Mlp => "mlp",
-            ModelKind::Cnn => "cnn",
-        }
-    }
-}
-
-/// Options of `retroprop train`. Defaults depend on the model (and on `--full-batch`):
-///
-/// | | mlp | cnn | --full-batch |
-/// |---|---|---|---|
-/// | epochs | 5 | 3 | as the model |
-/// | batch size | 128 | 16 | all 60 000 |
-/// | η | 0.05 | 0.005 | 0.05 |
-/// | momentum | 0.9 | 0.9 | 0 |
-/// | η decay | ×0.5 every 5 epochs | ×0.1 every 2 epochs | none |
-#[derive(Args, Debug)]
-pub struct TrainArgs {
-    /// Which network.
-    #[arg(long, value_enum, default_value_t = ModelKind::Mlp)]
-    model: ModelKind,
-    /// Passes over the training set [default: mlp 5, cnn 3].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
-    epochs: Option<u64>,
-    /// Examples per step [default: mlp 128, cnn 16].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "full_batch", allow_negative_numbers = true)]
-    batch_size: Option<u64>,
-    /// Full-batch gradient descent (question 2j): one step per epoch on the gradient over all
-    /// 60 000 images, without momentum or decay unless given.
-    #[arg(long)]
-    full_batch: bool,
-    /// Learning rate η [default: mlp 0.05, cnn 0.005].
-    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
-    lr: Option<f64>,
-    /// Momentum μ in [0, 1), PyTorch's semantics [default: 0.9, 0 with --full-batch].
-    #[arg(long, value_parser = unit_interval, allow_negative_numbers = true)]
-    momentum: Option<f64>,
-    /// λ of the L2 penalty R̂ + λ‖θ‖² of question 2k (PyTorch's weight_decay is 2λ).
-    #[arg(long, default_value_t = 5e-5, value_parser = non_negative, allow_negative_numbers = true)]
-    weight_decay: f64,
-    /// Multiply η by --lr-gamma every this many epochs, 0 for a constant rate [default: mlp 5,
-    /// cnn 2, 0 with --full-batch].
-    #[arg(long, allow_negative_numbers = true)]
-    lr_step: Option<usize>,
-    /// Factor of the step decay [default: mlp 0.5, cnn 0.1].
-    #[arg(long, value_parser = positive, allow_negative_numbers = true)]
-    lr_gamma: Option<f64>,
-    /// Hidden units d_h of the MLP.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
-    hidden: u64,
-    /// Seed of the weights and of the shuffling.
-    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
-    seed: u64,
-    /// Directory with the four MNIST files [default: the shipped data/mnist].
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// Output directory [default: runs/{model}-{UTC timestamp}].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Memory the run may use, in GiB [default: half of physical memory]. A model and batch
-    /// whose estimated memory exceeds it are refused before anything is allocated.
-    #[arg(long, value_parser = crate::budget::parse_gib)]
-    memory_budget: Option<f64>,
-    /// Worker threads [default: all cores].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
-    threads: Option<u64>,
-    /// Train on the first N training images and test on the first N/6 (a quick run).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
-    limit: Option<u64>,
-    /// Print one JSON object with the results on stdout (progress goes to stderr).
-    #[arg(long)]
-    json: bool,
-    /// Continue the run in this directory up to --epochs in total (Lightning's max_epochs):
-    /// its model, optimizer state, shuffling and schedule come back from its model.ckpt, and
-    /// the result is the run that never stopped, byte for byte. The run's own settings are
-    /// kept, so the flags that would change them are refused.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
-        "model", "batch_size", "full_batch", "lr", "momentum", "weight_decay", "lr_step",
-        "lr_gamma", "hidden", "seed", "limit", "out",
-    ])]
-    resume: Option<PathBuf>,
-}
-
-/// The defaults of one model (see [`TrainArgs`]).
-struct Defaults {
-    epochs: usize,
-    batch: usize,
-    lr: f64,
-    momentum: f64,
-    lr_step: usize,
-    lr_gamma: f64,
-}
-
-impl ModelKind {
-    /// Measured on MNIST's 10 000 test images: the MLP reaches 97.99% after 5 epochs and
-    /// 98.20% after 20; the CNN 99.01% after 3 epochs (98.76–98.85% with seeds 2–5).
-    fn defaults(self) -> Defaults {
-        match self {
-            ModelKind::Mlp => Defaults {
-                epochs: 5,
-                batch: 128,
-                lr: 0.05,
-                momentum: 0.9,
-                lr_step: 5,
-                lr_gamma: 0.5,
-            },
-            ModelKind::Cnn => Defaults {
-                epochs: 3,
-                batch: 16,
-                lr: 0.005,
-                momentum: 0.9,
-                lr_step: 2,
-                lr_gamma: 0.1,
-            },
-        }
-    }
-}
-
-fn positive(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if v.is_finite() && v > 0.0 {
-        Ok(v)
-    } else {
-        Err(format!("must be positive, got {s}"))
-    }
-}
-
-fn non_negative(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if v.is_finite() && v >= 0.0 {
-        Ok(v)
-    } else {
-        Err(format!("must be ≥ 0, got {s}"))
-    }
-}
-
-fn unit_interval(s: &str) -> Result<f64, String> {
-    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-    if (0.0..1.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("must be in [0, 1), got {s}"))
-    }
-}
+pub use args::{ModelKind, TrainArgs};
 
 /// Every setting of a run, after defaults.
 #[derive(Clone, Debug, Serialize)]
@@ -196,32 +41,36 @@ struct Settings {
 /// The settings that decide a run's result: saved in its checkpoint, so `--resume` continues
 /// with them (the thread count is not among them: the bits do not depend on it).
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-struct RunSettings {
-    model: ModelKind,
-    epochs: usize,
-    batch: Option<usize>,
-    full_batch: bool,
-    lr: f64,
-    momentum: f64,
-    weight_decay: f64,
-    lr_step: usize,
-    lr_gamma: f64,
-    hidden: usize,
-    seed: u64,
-    limit: Option<u64>,
+pub(crate) struct RunSettings {
+    pub(crate) model: ModelKind,
+    #[serde(default)]
+    pub(crate) optimizer: OptimizerKind,
+    #[serde(default)]
+    pub(crate) clip_norm: Option<f64>,
+    pub(crate) epochs: usize,
+    pub(crate) batch: Option<usize>,
+    pub(crate) full_batch: bool,
+    pub(crate) lr: f64,
+    pub(crate) momentum: f64,
+    pub(crate) weight_decay: f64,
+    pub(crate) lr_step: usize,
+    pub(crate) lr_gamma: f64,
+    pub(crate) hidden: usize,
+    pub(crate) seed: u64,
+    pub(crate) limit: Option<u64>,
 }
 
 /// One line of metrics.csv.
 #[derive(Clone, Debug, Serialize)]
-struct EpochRecord {
-    epoch: usize,
-    learning_rate: f64,
-    train_loss: f64,
-    train_accuracy: f64,
-    test_loss: f64,
-    test_accuracy: f64,
-    train_seconds: f64,
-    eval_seconds: f64,
+pub(crate) struct EpochRecord {
+    pub(crate) epoch: usize,
+    pub(crate) learning_rate: f64,
+    pub(crate) train_loss: f64,
+    pub(crate) train_accuracy: f64,
+    pub(crate) test_loss: f64,
+    pub(crate) test_accuracy: f64,
+    pub(crate) train_seconds: f64,
+    pub(crate) eval_seconds: f64,
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, without a date library (Howard Hinnant's civil-from-days).
@@ -370,7 +219,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     say(
         json,
         &format!(
-            "{} {} on {} images ({} test), {} epochs, {}, η {}, momentum {}, λ {}, {} threads",
+            "{} {} on {} images ({} test), {} epochs, {}, {:?}, η {}, momentum {}, λ {}, {} threads",
             if done > 0 {
                 format!("resuming after epoch {done}:")
             } else {
@@ -384,6 +233,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
                 .run
                 .batch
                 .map_or("full batch".to_string(), |b| format!("batch {b}")),
+            settings.run.optimizer,
             number(settings.run.lr),
             number(settings.run.momentum),
             number(settings.run.weight_decay),
@@ -391,22 +241,17 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         ),
     );
 
-    let mut sgd = Sgd::new(settings.run.lr)
-        .and_then(|s| {
-            s.with_momentum(if settings.run.momentum > 0.0 {
-                Momentum::Heavy {
-                    mu: settings.run.momentum,
-                }
-            } else {
-                Momentum::None
-            })
-        })
-        .map_err(|e| e.to_string())?
-        .with_weight_decay(
-            WeightDecay::homework(settings.run.weight_decay).map_err(|e| e.to_string())?,
-        );
+    let mut optimizer = settings
+        .run
+        .optimizer
+        .build(
+            settings.run.lr,
+            settings.run.momentum,
+            settings.run.weight_decay,
+        )
+        .map_err(|e| e.to_string())?;
     if let Some(state) = optimizer_state {
-        sgd.restore(state).map_err(|e| e.to_string())?;
+        optimizer.restore(state).map_err(|e| e.to_string())?;
     }
     let schedule: Box<dyn Schedule> = if settings.run.lr_step > 0 {
         Box::new(StepDecay {
@@ -422,13 +267,14 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         batch: settings.run.batch.map_or(BatchSize::Full, BatchSize::Mini),
         seed: settings.run.seed,
         schedule,
+        clip: settings.run.clip_norm.map_or(Clip::None, Clip::Norm),
     };
     let loss = CrossEntropy::default();
     let (new_records, diverged) = match train_loop(
         &mut net,
         &mnist.train,
         &mnist.test,
-        &mut sgd,
+        optimizer.as_mut(),
         &config,
         &settings,
         json,
@@ -454,7 +300,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     // a diverged run keeps its last good model, but not an optimizer state to resume from
     let training = match &diverged {
         None => Some(TrainingState {
-            optimizer: sgd.state(),
+            optimizer: optimizer.state(),
             epochs_done: settings.run.epochs,
             settings: serde_json::to_string(&settings.run).map_err(|e| e.to_string())?,
         }),
@@ -512,139 +358,6 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     Ok(())
 }
 
-impl RunSettings {
-    /// The settings of a new run: the flags, and each model's defaults for the rest.
-    fn from_args(args: &TrainArgs) -> Self {
-        let d = args.model.defaults();
-        let full = args.full_batch;
-        Self {
-            model: args.model,
-            epochs: args.epochs.map_or(d.epochs, |e| e as usize),
-            batch: if full {
-                None
-            } else {
-                Some(args.batch_size.map_or(d.batch, |b| b as usize))
-            },
-            full_batch: full,
-            lr: args.lr.unwrap_or(d.lr),
-            momentum: args.momentum.unwrap_or(if full { 0.0 } else { d.momentum }),
-            weight_decay: args.weight_decay,
-            lr_step: args.lr_step.unwrap_or(if full { 0 } else { d.lr_step }),
-            lr_gamma: args.lr_gamma.unwrap_or(d.lr_gamma),
-            hidden: args.hidden as usize,
-            seed: args.seed,
-            limit: args.limit,
-        }
-    }
-}
-
-/// What `--resume` reads from a run directory.
-struct Resumed {
-    run: RunSettings,
-    net: Sequential<f32>,
-    optimizer: OptimizerState<f32>,
-    done: usize,
-    records: Vec<EpochRecord>,
-}
-
-impl Resumed {
-    fn read(dir: &Path, args: &TrainArgs) -> Result<Self, String> {
-        let ckpt = dir.join("model.ckpt");
-        let (net, training) = checkpoint::load_training::<f32>(&ckpt).map_err(|e| {
-            format!(
-                "--resume {}: cannot read its model.ckpt: {e}",
-                dir.display()
-            )
-        })?;
-        let training = training.ok_or_else(|| {
-            format!(
-                "--resume {}: its model.ckpt holds no training state (it was written by a run that diverged, or by `retroprop import`): start a new run instead",
-                dir.display()
-            )
-        })?;
-        let mut run: RunSettings = serde_json::from_str(&training.settings).map_err(|e| {
-            format!(
-                "--resume {}: the run's settings in model.ckpt are not this program's ({e})",
-                dir.display()
-            )
-        })?;
-        let epochs = args.epochs.ok_or_else(|| {
-            format!(
-                "--resume {} continues a run of {} epochs: give --epochs, the total to reach (more than {})",
-                dir.display(),
-                training.epochs_done,
-                training.epochs_done
-            )
-        })?;
-        run.epochs = epochs as usize;
-        let metrics = dir.join("metrics.csv");
-        let text = std::fs::read_to_string(&metrics)
-            .map_err(|e| format!("--resume: {}: {e}", metrics.display()))?;
-        let records = parse_metrics(&text)
-            .filter(|r| r.len() == training.epochs_done)
-            .ok_or_else(|| {
-                format!(
-                    "--resume: {} does not hold the {} epochs its model.ckpt has done",
-                    metrics.display(),
-                    training.epochs_done
-                )
-            })?;
-        Ok(Self {
-            run,
-            net,
-            optimizer: training.optimizer,
-            done: training.epochs_done,
-            records,
-        })
-    }
-}
-
-/// The records of a metrics.csv written by [`metrics_csv`]; `None` if it is not one.
-fn parse_metrics(text: &str) -> Option<Vec<EpochRecord>> {
-    let mut lines = text.lines();
-    lines
-        .next()
-        .filter(|h| h.starts_with("epoch,learning_rate,"))?;
-    lines
-        .map(|line| {
-            let v: Vec<&str> = line.split(',').collect();
-            let f = |k: usize| v.get(k)?.parse::<f64>().ok();
-            (v.len() == 8).then_some(())?;
-            Some(EpochRecord {
-                epoch: v[0].parse().ok()?,
-                learning_rate: f(1)?,
-                train_loss: f(2)?,
-                train_accuracy: f(3)?,
-                test_loss: f(4)?,
-                test_accuracy: f(5)?,
-                train_seconds: f(6)?,
-                eval_seconds: f(7)?,
-            })
-        })
-        .collect()
-}
-
-fn metrics_csv(records: &[EpochRecord]) -> String {
-    let mut csv = String::from(
-        "epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,eval_seconds\n",
-    );
-    for r in records {
-        let _ = writeln!(
-            csv,
-            "{},{},{:.6},{:.6},{:.6},{:.6},{:.4},{:.4}",
-            r.epoch,
-            r.learning_rate,
-            r.train_loss,
-            r.train_accuracy,
-            r.test_loss,
-            r.test_accuracy,
-            r.train_seconds,
-            r.eval_seconds
-        );
-    }
-    csv
-}
-
 /// Why training stopped before its last epoch.
 enum Stop {
     /// `fit` found a non-finite loss or parameter; the model holds its last good epoch, whose
@@ -677,7 +390,7 @@ fn train_loop(
     net: &mut Sequential<f32>,
     train: &Images,
     test: &Images,
-    sgd: &mut Sgd<f32>,
+    optimizer: &mut dyn Optimizer<f32>,
     config: &FitConfig,
     settings: &Settings,
     json: bool,
@@ -690,7 +403,7 @@ fn train_loop(
     let mut epoch_started = Instant::now();
     let mut records = Vec::new();
     let mut failure: Option<ModelError> = None;
-    let fitted = fit(net, train, &loss, sgd, config, |event, model| {
+    let fitted = fit(net, train, &loss, optimizer, config, |event, model| {
         match event {
             Event::Step {
                 epoch,
