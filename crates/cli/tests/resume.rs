@@ -73,7 +73,7 @@ fn a_resumed_mlp_run_is_byte_identical_to_one_run() {
 }
 
 #[test]
-fn a_resumed_adamw_run_with_clipping_is_byte_identical_to_one_run() {
+fn a_resumed_adamw_run_with_clipping_and_a_cosine_schedule_is_byte_identical_to_one_run() {
     resume_matches_one_go(
         "adamw",
         &[
@@ -84,6 +84,10 @@ fn a_resumed_adamw_run_with_clipping_is_byte_identical_to_one_run() {
             "--optimizer",
             "adamw",
             "--clip-norm",
+            "1",
+            "--schedule",
+            "cosine",
+            "--warmup",
             "1",
         ],
     );

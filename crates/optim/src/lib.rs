@@ -47,7 +47,7 @@ pub use adam::{Adam, AdamDecay};
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use optimizer::{OptimError, Optimizer, OptimizerState, ParamStates, SlotState};
 pub use rmsprop::RmsProp;
-pub use schedule::{Constant, Schedule, StepDecay};
+pub use schedule::{Constant, Cosine, Exponential, OneCycle, Schedule, StepDecay};
 pub use sgd::{Biases, DecayConvention, GradientDescent, Momentum, Sgd, WeightDecay};
 
 /// The README's examples, compiled and run as doctests.

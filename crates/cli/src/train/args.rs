@@ -67,8 +67,14 @@ pub struct TrainArgs {
     /// λ of the L2 penalty R̂ + λ‖θ‖² of question 2k (PyTorch's weight_decay is 2λ).
     #[arg(long, default_value_t = 5e-5, value_parser = non_negative, allow_negative_numbers = true)]
     pub(crate) weight_decay: f64,
-    /// Multiply η by --lr-gamma every this many epochs, 0 for a constant rate [default: mlp 5,
-    /// cnn 2, 0 with --full-batch].
+    /// The learning-rate schedule over the epochs [default: step].
+    #[arg(long, value_enum)]
+    pub(crate) schedule: Option<ScheduleKind>,
+    /// Epochs of linear warm-up before --schedule cosine.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub(crate) warmup: usize,
+    /// With --schedule step, multiply η by --lr-gamma every this many epochs, 0 for a constant
+    /// rate [default: mlp 5, cnn 2, 0 with --full-batch].
     #[arg(long, allow_negative_numbers = true)]
     pub(crate) lr_step: Option<usize>,
     /// Factor of the step decay [default: mlp 0.5, cnn 0.1].
@@ -105,9 +111,25 @@ pub struct TrainArgs {
     /// kept, so the flags that would change them are refused.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "model", "batch_size", "full_batch", "lr", "momentum", "weight_decay", "lr_step",
-        "lr_gamma", "hidden", "seed", "limit", "out", "optimizer", "clip_norm",
+        "lr_gamma", "hidden", "seed", "limit", "out", "optimizer", "clip_norm", "schedule",
+        "warmup",
     ])]
     pub(crate) resume: Option<PathBuf>,
+}
+
+/// The schedules `train` offers (each PyTorch's, epoch by epoch).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// StepLR: η × --lr-gamma every --lr-step epochs.
+    #[default]
+    Step,
+    /// ExponentialLR: η × --lr-gamma every epoch.
+    Exponential,
+    /// CosineAnnealingLR to 0 over the run, after --warmup epochs of linear warm-up.
+    Cosine,
+    /// OneCycleLR (two phases, cosine), peaking at --lr.
+    Onecycle,
 }
 
 /// The defaults of one model (see [`TrainArgs`]).
@@ -195,6 +217,8 @@ impl RunSettings {
             weight_decay: args.weight_decay,
             lr_step: args.lr_step.unwrap_or(if full { 0 } else { d.lr_step }),
             lr_gamma: args.lr_gamma.unwrap_or(d.lr_gamma),
+            schedule: args.schedule.unwrap_or_default(),
+            warmup: args.warmup,
             hidden: args.hidden as usize,
             seed: args.seed,
             limit: args.limit,

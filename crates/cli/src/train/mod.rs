@@ -14,7 +14,7 @@ use retroprop_models::{
 };
 
 use crate::networks::{mnist_cnn, mnist_mlp};
-use retroprop_optim::{Constant, Optimizer, Schedule, StepDecay};
+use retroprop_optim::{Constant, Cosine, Exponential, OneCycle, Optimizer, Schedule, StepDecay};
 use serde::Serialize;
 
 use crate::budget::Budget;
@@ -25,7 +25,7 @@ mod args;
 
 use crate::rundir::RunDir;
 use crate::{load_data, plot};
-pub use args::{ModelKind, TrainArgs};
+pub use args::{ModelKind, ScheduleKind, TrainArgs};
 
 /// Every setting of a run, after defaults.
 #[derive(Clone, Debug, Serialize)]
@@ -55,6 +55,10 @@ pub(crate) struct RunSettings {
     pub(crate) weight_decay: f64,
     pub(crate) lr_step: usize,
     pub(crate) lr_gamma: f64,
+    #[serde(default)]
+    pub(crate) schedule: ScheduleKind,
+    #[serde(default)]
+    pub(crate) warmup: usize,
     pub(crate) hidden: usize,
     pub(crate) seed: u64,
     pub(crate) limit: Option<u64>,
@@ -253,13 +257,22 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     if let Some(state) = optimizer_state {
         optimizer.restore(state).map_err(|e| e.to_string())?;
     }
-    let schedule: Box<dyn Schedule> = if settings.run.lr_step > 0 {
-        Box::new(StepDecay {
-            step: settings.run.lr_step,
-            gamma: settings.run.lr_gamma,
-        })
-    } else {
-        Box::new(Constant)
+    let run = &settings.run;
+    let schedule: Box<dyn Schedule> = match run.schedule {
+        ScheduleKind::Step if run.lr_step > 0 => Box::new(StepDecay {
+            step: run.lr_step,
+            gamma: run.lr_gamma,
+        }),
+        ScheduleKind::Step => Box::new(Constant),
+        ScheduleKind::Exponential => Box::new(Exponential {
+            gamma: run.lr_gamma,
+        }),
+        ScheduleKind::Cosine => Box::new(Cosine {
+            epochs: run.epochs,
+            warmup: run.warmup,
+            min_lr: 0.0,
+        }),
+        ScheduleKind::Onecycle => Box::new(OneCycle::new(run.epochs)),
     };
     let config = FitConfig {
         epochs: settings.run.epochs,
