@@ -20,6 +20,24 @@ pub const STEP: f64 = 6.055_454_452_393_343e-6;
 /// the distance to the kink, while a wrong gradient fails at every step.
 pub const RETRY_DIVISORS: [f64; 2] = [10.0, 100.0];
 
+/// The two points of the central difference at `x` with step `STEP · max(1, |x|) / divisor`.
+fn points(x: f64, divisor: f64) -> (f64, f64) {
+    let h = STEP * x.abs().max(1.0) / divisor;
+    (x + h, x - h)
+}
+
+/// `f'(x)` by the central difference this crate checks with: `(f(x + h) − f(x − h)) /
+/// ((x + h) − (x − h))`, `h = STEP · max(1, |x|)` (the divisor is the step actually taken).
+///
+/// ```
+/// let d = retroprop_gradcheck::derivative(f64::sin, 0.5);
+/// assert!((d - 0.5f64.cos()).abs() < 1e-10);
+/// ```
+pub fn derivative(mut f: impl FnMut(f64) -> f64, x: f64) -> f64 {
+    let (xp, xm) = points(x, 1.0);
+    (f(xp) - f(xm)) / (xp - xm)
+}
+
 /// When an entry passes: `|analytic − numeric| ≤ abs + rel · max(|analytic|, |numeric|)`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Tolerance {
@@ -249,8 +267,7 @@ pub(crate) fn check_tensor<E>(
         let mut best: Option<Entry> = None;
         let mut retried = false;
         for divisor in std::iter::once(1.0).chain(RETRY_DIVISORS) {
-            let h = STEP * x0.abs().max(1.0) / divisor;
-            let (xp, xm) = (x0 + h, x0 - h);
+            let (xp, xm) = points(x0, divisor);
             // xp − xm is exact here (Sterbenz), so the divisor is the step actually taken
             let numeric = (eval(i, xp)? - eval(i, xm)?) / (xp - xm);
             let entry = Entry::new(index, analytic[i], numeric, tol);

@@ -46,7 +46,7 @@ mod suite;
 
 pub use diff::{
     Config, Entry, RETRY_DIVISORS, Report, STEP, TensorReport, Tolerance, check_batch_gradient,
-    check_gradient,
+    check_gradient, derivative,
 };
 pub use layer::{Clause, Conformance, check_layer, check_with_loss, conformance, upstream};
 pub use retroprop_layers::Layer;
