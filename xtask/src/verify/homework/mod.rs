@@ -78,3 +78,32 @@ pub(super) fn sum_tol(m: usize) -> f64 {
 /// A function against its definition evaluated directly, where both are a handful of correctly
 /// rounded operations: 8 ε relative.
 pub(super) const DEFINITION_TOL: f64 = 8.0 * f64::EPSILON;
+
+// The tolerances of the checks below, each a multiple of f64's ε with the reason for it (the
+// finite-difference ones, FD_TOL and gradcheck's Tolerance, are not rounding but truncation).
+
+/// Two computations of the same product of values of magnitude ≤ 1 by one multiplication each:
+/// half an ulp of 1.
+pub(super) const ONE_ROUNDING: f64 = f64::EPSILON / 2.0;
+/// The same value of magnitude ≤ 1 by a few correctly rounded operations in another order.
+pub(super) const FEW_ROUNDINGS: f64 = 5.0 * f64::EPSILON;
+/// A dot product of a few terms of magnitude ≤ 1, summed in another order than the layer's GEMM.
+pub(super) const DOT_ORDER: f64 = 45.0 * f64::EPSILON;
+/// `−log S(o)_y` against `LSE(o) − o_y` for logits up to 30: each log-sum-exp rounds by a few ε
+/// times the logits' magnitude.
+pub(super) const LOG_FORMS: f64 = 450.0 * f64::EPSILON;
+/// `S(x + c)` against `S(x)` for `|x + c| ≤ 1030`: the shift rounds each exponent by up to
+/// `1030 ε`, which moves `S` by twice that relatively (numerator and normaliser); doubled again.
+pub(super) const SHIFTED_SOFTMAX: f64 = 4.0 * 1030.0 * f64::EPSILON;
+/// The midpoint sum of 4000 cells of H over `|x| ≤ 101`: 4000 additions of terms up to 101/4000,
+/// each rounding by ε of the partial sum (≤ 101).
+pub(super) const MIDPOINT_SUM: f64 = 4000.0 * 101.0 * f64::EPSILON;
+/// a_k against H(x) at k = 4¹⁹ for `|x| ≥ 10⁻⁶`: `e^(−kx)` is below `e^(−2.7·10⁵)`, so only the
+/// rounding of a few operations on values ≤ 1 remains (generously: 4 500 ε ≈ 10⁻¹²).
+pub(super) const STEEP_LIMIT_GAP: f64 = 4500.0 * f64::EPSILON;
+/// The negative entropy `Σ p ln p` of a few probabilities with `ln p` down to about −700: each
+/// term rounds by a few ε times 700.
+pub(super) const ENTROPY_ROUNDING: f64 = 4500.0 * f64::EPSILON;
+/// The threshold of 2g's claim (not a rounding tolerance): at `oᵃ = −10, y = 1` the MSE
+/// gradient `2σ(1 − σ)·(σ − 1)` is below 10⁻⁴ while the cross-entropy's is near −1.
+pub(super) const SATURATED: f64 = 1e-4;

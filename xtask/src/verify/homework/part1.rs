@@ -61,7 +61,7 @@ pub fn part1(s: &mut Suite) {
             }
             Outcome::within(
                 worst,
-                1e-9,
+                MIDPOINT_SUM,
                 "abs",
                 "both forms against max(0, x) (integral within one cell)",
             )
@@ -106,7 +106,7 @@ pub fn part1(s: &mut Suite) {
             }
             let mut o = Outcome::within(
                 final_gap,
-                1e-12,
+                STEEP_LIMIT_GAP,
                 "abs",
                 "gap at k = 4¹⁹·… for |x| ≥ 1e-6; non-monotone steps; definition at finite k",
             );
@@ -206,7 +206,12 @@ pub fn part1(s: &mut Suite) {
                 a.iter().zip(b.iter()).map(|(p, q)| (p - q) / p.max(1e-300)),
             ));
         }
-        Outcome::within(worst, 1e-11, "rel", "50 random vectors, shifts −1000…960")
+        Outcome::within(
+            worst,
+            SHIFTED_SOFTMAX,
+            "rel",
+            "50 random vectors, shifts −1000…960",
+        )
     });
     s.add(
         "1i",
@@ -225,10 +230,10 @@ pub fn part1(s: &mut Suite) {
                 let s1 = act::softmax(&x);
                 for alpha in [0.1, 0.5, 2.0, 10.0] {
                     let sa = act::softmax(&(&x * alpha));
-                    let sharper = sa.max() >= s1.max() - 1e-15
-                        && neg_entropy(&sa) >= neg_entropy(&s1) - 1e-12;
-                    let flatter = sa.max() <= s1.max() + 1e-15
-                        && neg_entropy(&sa) <= neg_entropy(&s1) + 1e-12;
+                    let sharper = sa.max() >= s1.max() - FEW_ROUNDINGS
+                        && neg_entropy(&sa) >= neg_entropy(&s1) - ENTROPY_ROUNDING;
+                    let flatter = sa.max() <= s1.max() + FEW_ROUNDINGS
+                        && neg_entropy(&sa) <= neg_entropy(&s1) + ENTROPY_ROUNDING;
                     if (alpha > 1.0 && !sharper)
                         || (alpha < 1.0 && !flatter)
                         || sa.argmax().0 != x.argmax().0
@@ -238,7 +243,7 @@ pub fn part1(s: &mut Suite) {
                 }
                 // α = 0: every logit becomes 0, the output is uniform (there is no arg-max)
                 let s0 = act::softmax(&(&x * 0.0));
-                if s0.iter().any(|&p| (p - 0.2).abs() > 1e-16) {
+                if s0.iter().any(|&p| (p - 0.2).abs() > ONE_ROUNDING) {
                     bad += 1;
                 }
                 // α < 0: S(αx) = S(|α|·(−x)), the order is reversed: the predicted class is the
@@ -246,7 +251,7 @@ pub fn part1(s: &mut Suite) {
                 let (s_m1, s_m10) = (act::softmax(&(-&x)), act::softmax(&(&x * -10.0)));
                 if s_m1.argmax().0 != x.argmin().0
                     || s_m10.argmax().0 != x.argmin().0
-                    || s_m10.max() < s_m1.max() - 1e-15
+                    || s_m10.max() < s_m1.max() - FEW_ROUNDINGS
                 {
                     bad += 1;
                 }
@@ -302,7 +307,7 @@ pub fn part1(s: &mut Suite) {
                 .unwrap_or(f64::INFINITY);
             Outcome::within(
                 form.max(vjp),
-                1e-15,
+                FEW_ROUNDINGS,
                 "abs",
                 "at logits near 1000; matrix-free product equals Jᵀg",
             )

@@ -41,7 +41,7 @@ pub fn part2(s: &mut Suite) {
             }
             let mut o = Outcome::within(
                 err,
-                1e-14,
+                DOT_ORDER,
                 "abs",
                 format!(
                     "W⁽¹⁾ {}×{}, b⁽¹⁾ {}×1 (d_h = {d_h}, d = {d})",
@@ -84,7 +84,7 @@ pub fn part2(s: &mut Suite) {
             }
             let mut o = Outcome::within(
                 err,
-                1e-14,
+                DOT_ORDER,
                 "abs",
                 format!(
                     "W⁽²⁾ {}×{} (m×d_h), sum over j = 1…d_h, not 1…m",
@@ -129,7 +129,7 @@ pub fn part2(s: &mut Suite) {
             let err = max_abs(
                 (0..40).map(|c| act::softmax(o.column(c))[0] - act::sigmoid(o[(0, c)] - o[(1, c)])),
             );
-            Outcome::within(err, 1e-15, "abs", "40 pairs of logits")
+            Outcome::within(err, FEW_ROUNDINGS, "abs", "40 pairs of logits")
         },
     );
     s.add(
@@ -180,7 +180,7 @@ pub fn part2(s: &mut Suite) {
                 (Ok(g_mse), Ok(g_ce)) => {
                     let mut o = Outcome::within(
                         g_mse.abs(),
-                        1e-4,
+                        SATURATED,
                         "abs",
                         format!(
                             "|∂MSE/∂oᵃ| = {:.2e} vs |∂CE/∂oᵃ| = {:.4}",
@@ -215,7 +215,7 @@ pub fn part2(s: &mut Suite) {
                 .is_ok_and(|o| o.value.is_finite());
             let mut o = Outcome::within(
                 err,
-                1e-13,
+                LOG_FORMS,
                 "abs",
                 "against −log of the softmax on moderate logits",
             );
@@ -244,7 +244,7 @@ pub fn part2(s: &mut Suite) {
                 .evaluate(&o_a, Target::Labels(&y))
                 .map(|o| o.value);
             if let (Ok(mean), Ok(sum)) = (mean, sum) {
-                bad += usize::from((mean - sum / 5.0).abs() > 1e-15);
+                bad += usize::from((mean - sum / 5.0).abs() > FEW_ROUNDINGS);
             }
             Outcome::exact(
                 bad,
@@ -300,7 +300,7 @@ pub fn part2(s: &mut Suite) {
             ));
             Outcome::all([
                 fd,
-                Outcome::within(err, 1e-15, "abs", "formula oˢ − onehot(y)"),
+                Outcome::within(err, FEW_ROUNDINGS, "abs", "formula oˢ − onehot(y)"),
             ])
         },
     );
@@ -351,7 +351,7 @@ fn loss_grad(
     ));
     Outcome::all([
         fd,
-        Outcome::within(err, 1e-15, "abs", "against the closed form"),
+        Outcome::within(err, FEW_ROUNDINGS, "abs", "against the closed form"),
     ])
 }
 
@@ -383,7 +383,7 @@ fn gd_step(mut net: retroprop_models::Sequential<f64>, decay: WeightDecay, k: f6
     let err = max_abs(got.iter().zip(&want).map(|(a, b)| a - b));
     Outcome::within(
         err,
-        1e-15,
+        FEW_ROUNDINGS,
         "abs",
         format!("{} parameters, η = {lr}, k = {k}", got.len()),
     )
@@ -479,7 +479,7 @@ fn backprop_question(id: &str, mut net: retroprop_models::Sequential<f64>) -> Ou
             err = err.max((&by_blocks - &gw2).amax());
             let mut o = Outcome::within(
                 err,
-                1e-16,
+                ONE_ROUNDING,
                 "abs",
                 format!(
                     "element by element, and Σ_k δ_k e_k hˢᵀ; the answer key's [hˢ … hˢ] is {d_h}×{m}, not {m}×{d_h}, and gives {:.0e}",
@@ -495,7 +495,7 @@ fn backprop_question(id: &str, mut net: retroprop_models::Sequential<f64>) -> Ou
                 .max((&gb2 - &delta).amax());
             let mut o = Outcome::within(
                 err,
-                1e-16,
+                ONE_ROUNDING,
                 "abs",
                 format!(
                     "δ hˢᵀ is {m}×{d_h} like W⁽²⁾; the answer key's 1 1ᵀ δ and Σ_k δ_k [hˢ … hˢ] are both (Σδ)·… = 0"
@@ -503,7 +503,7 @@ fn backprop_question(id: &str, mut net: retroprop_models::Sequential<f64>) -> Ou
             );
             // the answer key's all-ones ∂oᵃ/∂b⁽²⁾ gives 1 1ᵀ δ = (Σ δ) 1 = 0, and its identical
             // blocks [hˢ … hˢ] give a weight gradient (Σ δ)[hˢ … hˢ] = 0: both provably wrong
-            o.passed &= delta.sum().abs() < 1e-15
+            o.passed &= delta.sum().abs() < FEW_ROUNDINGS
                 && gb2.amax() > 1e-3
                 && answer_key_weight_gradient_vanishes(&delta, &h_s, m, &gw2);
             o
