@@ -61,6 +61,10 @@ fn activation_layers_conform() {
         assert_conforms(|| Ok(Tanh::new()), &x);
         assert_conforms(|| Ok(Softmax::new()), &x);
         assert_conforms(|| Ok(Relu::new()), &away_from_zero(6, n, 12));
+        assert_conforms(
+            || retroprop_layers::LeakyRelu::new(0.1),
+            &away_from_zero(6, n, 12),
+        );
         assert_conforms(|| Ok(Flatten::new()), &x);
         assert_conforms(|| Standardize::new(0.1307, 0.3081), &x);
     }

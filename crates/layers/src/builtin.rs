@@ -22,6 +22,7 @@ pub(crate) fn entries() -> Vec<(&'static str, Entry)> {
         entry::<SoftmaxConfig>(),
         entry::<FlattenConfig>(),
         entry::<StandardizeConfig>(),
+        entry::<crate::LeakyReluConfig>(),
     ]
 }
 

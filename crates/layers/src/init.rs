@@ -25,6 +25,18 @@ pub enum Init {
         /// Seed of the draw.
         seed: u64,
     },
+    /// Glorot & Bengio (2010), normal: `W ~ N(0, σ²)`, `σ = √(2 / (fan_in + fan_out))`
+    /// (PyTorch's `xavier_normal_`).
+    XavierNormal {
+        /// Seed of the draw.
+        seed: u64,
+    },
+    /// He et al. (2015), normal, for ReLU: `W ~ N(0, σ²)`, `σ = √(2 / fan_in)` (PyTorch's
+    /// `kaiming_normal_` with its defaults, fan-in mode).
+    HeNormal {
+        /// Seed of the draw.
+        seed: u64,
+    },
     /// PyTorch's default for `Linear` and `Conv2d`: `W, b ~ U(−1/√fan_in, 1/√fan_in)`.
     PyTorchDefault {
         /// Seed of the draw.
@@ -45,7 +57,14 @@ impl Init {
     ) -> (DMatrix<T>, DMatrix<T>) {
         let fan_in = fan_in.max(1) as f64;
         let fan_out = fan_out.max(1) as f64;
+        let normal = |seed: u64, sigma: f64| {
+            let mut rng = Rng::new(seed);
+            let w = DMatrix::from_fn(rows, cols, |_, _| T::lit(sigma * rng.normal()));
+            (w, DMatrix::zeros(rows, 1))
+        };
         let (seed, weight_bound, bias_bound) = match self {
+            Init::XavierNormal { seed } => return normal(seed, (2.0 / (fan_in + fan_out)).sqrt()),
+            Init::HeNormal { seed } => return normal(seed, (2.0 / fan_in).sqrt()),
             Init::XavierUniform { seed } => (seed, (6.0 / (fan_in + fan_out)).sqrt(), 0.0),
             Init::HeUniform { seed } => (seed, (6.0 / fan_in).sqrt(), 0.0),
             Init::PyTorchDefault { seed } => {
@@ -86,6 +105,27 @@ mod tests {
         // f32 weights are the f64 draw rounded
         let (wf, _) = Init::XavierUniform { seed: 7 }.draw::<f32>(20, 30, 30, 20);
         assert_eq!(wf, w1.map(|v| v as f32));
+    }
+
+    #[test]
+    fn normal_initialisers_have_their_standard_deviation() {
+        for (init, sigma) in [
+            (
+                Init::XavierNormal { seed: 3 },
+                (2.0f64 / (200.0 + 300.0)).sqrt(),
+            ),
+            (Init::HeNormal { seed: 3 }, (2.0f64 / 300.0).sqrt()),
+        ] {
+            let (w, b) = init.draw::<f64>(200, 300, 300, 200);
+            let n = w.len() as f64;
+            let std = (w.iter().map(|v| v * v).sum::<f64>() / n).sqrt();
+            assert!(
+                (std / sigma - 1.0).abs() < 0.01,
+                "{init:?}: {std} vs {sigma}"
+            );
+            assert!(b.iter().all(|&v| v == 0.0));
+            assert_eq!(init.draw::<f64>(200, 300, 300, 200).0, w, "seeded");
+        }
     }
 
     #[test]

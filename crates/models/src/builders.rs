@@ -15,6 +15,8 @@ fn layer_init(init: Init, k: u64) -> Init {
         Init::XavierUniform { seed } => Init::XavierUniform { seed: derive(seed) },
         Init::HeUniform { seed } => Init::HeUniform { seed: derive(seed) },
         Init::PyTorchDefault { seed } => Init::PyTorchDefault { seed: derive(seed) },
+        Init::XavierNormal { seed } => Init::XavierNormal { seed: derive(seed) },
+        Init::HeNormal { seed } => Init::HeNormal { seed: derive(seed) },
         Init::Zeros => Init::Zeros,
     }
 }
