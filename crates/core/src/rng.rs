@@ -113,10 +113,10 @@ mod tests {
     #[test]
     fn normal_draws_have_mean_0_and_variance_1() {
         let mut rng = Rng::new(5);
-        let n = 200_000;
+        let n = 200_000u32;
         let draws: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
-        let mean = draws.iter().sum::<f64>() / n as f64;
-        let var = draws.iter().map(|z| (z - mean) * (z - mean)).sum::<f64>() / n as f64;
+        let mean = draws.iter().sum::<f64>() / f64::from(n);
+        let var = draws.iter().map(|z| (z - mean) * (z - mean)).sum::<f64>() / f64::from(n);
         // standard errors: 1/√n ≈ 0.0022 for the mean, √(2/n) ≈ 0.0032 for the variance
         assert!(
             mean.abs() < 0.01 && (var - 1.0).abs() < 0.015,
