@@ -396,3 +396,18 @@ fn conformance_fails_an_inference_path_or_a_backward_params_that_differs() {
         assert_eq!(failed, vec![clause], "{result}");
     }
 }
+
+#[test]
+fn dropout_gradient_holds_with_its_mask_fixed() {
+    use retroprop_gradcheck::check_layer;
+    let x = random(8, 4, -2.0, 2.0, 21);
+    let mut d = retroprop_layers::Dropout::<f64>::new(0.3).unwrap();
+    d.reseed(5);
+    d.forward(&x).unwrap();
+    d.hold_mask(true);
+    let report = check_layer(&mut d, &x, &Config::default()).unwrap();
+    assert!(report.passed(), "{report}");
+    // some entries were dropped and some kept: the check saw both
+    let mask = d.mask().unwrap();
+    assert!(mask.iter().any(|&m| m == 0.0) && mask.iter().any(|&m| m > 1.0));
+}

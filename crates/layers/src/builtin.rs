@@ -23,6 +23,7 @@ pub(crate) fn entries() -> Vec<(&'static str, Entry)> {
         entry::<FlattenConfig>(),
         entry::<StandardizeConfig>(),
         entry::<crate::LeakyReluConfig>(),
+        entry::<crate::DropoutConfig>(),
     ]
 }
 

@@ -119,6 +119,14 @@ pub trait Layer<T: Scalar>: Send + Sync {
         self.visit_params_mut(&mut |_, p| p.zero_grad());
     }
 
+    /// Seeds the layer's randomness for the coming training step (a dropout mask): `fit` calls
+    /// it before every step with a seed derived from its own seed, the epoch and the step, so
+    /// runs repeat and resumed runs draw what they would have. Containers pass derived seeds
+    /// to their children. The default does nothing.
+    fn reseed(&mut self, seed: u64) {
+        let _ = seed;
+    }
+
     /// A copy of the value of the parameter at `path` (`"0.weight"`), `None` if there is none.
     fn param_value(&self, path: &str) -> Option<DMatrix<T>> {
         let mut found = None;
@@ -235,6 +243,9 @@ impl<T: Scalar> Layer<T> for Box<dyn Layer<T>> {
     }
     fn zero_grad(&mut self) {
         (**self).zero_grad();
+    }
+    fn reseed(&mut self, seed: u64) {
+        (**self).reseed(seed);
     }
     fn param_count(&self) -> usize {
         (**self).param_count()

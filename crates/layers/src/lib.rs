@@ -47,6 +47,7 @@ mod builtin;
 mod conv1d;
 mod conv2d;
 mod dense;
+mod dropout;
 mod error;
 mod flatten;
 mod init;
@@ -73,6 +74,7 @@ pub use builtin::{
 pub use conv1d::{ConvMode, convolve1d};
 pub use conv2d::{Bias, Conv2d, Conv2dConfig, Hw, output_size};
 pub use dense::{Dense, DenseConfig};
+pub use dropout::{Dropout, DropoutConfig};
 pub use error::LayerError;
 pub use flatten::Flatten;
 pub use init::Init;

@@ -36,6 +36,7 @@ fn every_builtin() -> Vec<Box<dyn Layer<f64>>> {
         Box::new(Flatten::new()),
         Box::new(Standardize::new(0.5, 2.0).unwrap()),
         Box::new(LeakyRelu::new(0.2).unwrap()),
+        Box::new(retroprop_layers::Dropout::new(0.3).unwrap()),
     ]
 }
 

@@ -302,6 +302,16 @@ impl<T: Scalar> Layer<T> for Sequential<T> {
         }
     }
 
+    /// Each layer `i` gets a seed derived from `seed` and `i`.
+    fn reseed(&mut self, seed: u64) {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            layer.reseed(
+                seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add(i as u64 + 1),
+            );
+        }
+    }
+
     fn zero_grad(&mut self) {
         for layer in &mut self.layers {
             layer.zero_grad();

@@ -309,6 +309,7 @@ fn fit_on_worker<T: Scalar>(
                 let total_steps = n.div_ceil(size);
                 for indices in order.next_epoch().chunks(size) {
                     batch.load(data, indices);
+                    model.reseed(step_seed(config.seed, epoch, steps + 1));
                     model.zero_grad();
                     let logits = model.forward(&batch.x)?;
                     let out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
@@ -344,6 +345,7 @@ fn fit_on_worker<T: Scalar>(
             }
             BatchSize::Full => {
                 // ∇R̂ over all n examples = Σ over chunks of each chunk's summed gradient / n
+                model.reseed(step_seed(config.seed, epoch, 1));
                 model.zero_grad();
                 for indices in order.current().chunks(full_chunk) {
                     batch.load(data, indices);
@@ -409,6 +411,16 @@ fn fit_on_worker<T: Scalar>(
         }
     }
     Ok(report)
+}
+
+/// The seed of a step's randomness (dropout masks): a function of the run's seed, the epoch and
+/// the step only, so a resumed run draws what the uninterrupted one drew.
+fn step_seed(seed: u64, epoch: usize, step: usize) -> u64 {
+    let mut h = seed ^ 0xD1B5_4A32_D192_ED03;
+    for v in [epoch as u64, step as u64] {
+        h = (h ^ v).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
+    }
+    h
 }
 
 /// Puts `model` back to `last_good` and describes the divergence.

@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use nalgebra::DMatrix;
-use retroprop_layers::Init;
+use retroprop_layers::{Init, Layer};
 use retroprop_losses::CrossEntropy;
 use retroprop_models::checkpoint::{self, TrainingState};
 use retroprop_models::{BatchSize, FitConfig, InMemory, ModelError, Sequential, fit, mlp};
@@ -107,6 +107,42 @@ fn a_resumed_run_is_the_run_that_never_stopped() {
             "{batch:?}: the same checkpoint, byte for byte"
         );
     }
+}
+
+#[test]
+fn a_resumed_run_with_dropout_draws_the_masks_of_the_run_that_never_stopped() {
+    use retroprop_layers::{Dense, Dropout, Shape, Softplus};
+    let net = || {
+        Sequential::<f32>::new(Shape::Flat(4))
+            .push(Dense::new(4, 8, Init::XavierUniform { seed: 1 }).unwrap())
+            .unwrap()
+            .push(Softplus::new())
+            .unwrap()
+            .push(Dropout::new(0.4).unwrap())
+            .unwrap()
+            .push(Dense::new(8, 3, Init::XavierUniform { seed: 2 }).unwrap())
+            .unwrap()
+    };
+    let mut whole = net();
+    let mut opt = sgd();
+    let one_go = train(&mut whole, &mut opt, &config(4, BatchSize::Mini(16)));
+    let mut part = net();
+    let mut opt2 = sgd();
+    let mut metrics = train(&mut part, &mut opt2, &config(1, BatchSize::Mini(16)));
+    let saved = checkpoint::to_bytes(&part).unwrap();
+    let mut resumed = checkpoint::from_bytes::<f32>(&saved).unwrap();
+    metrics.extend(train(
+        &mut resumed,
+        &mut opt2,
+        &config(4, BatchSize::Mini(16)).resume_after(1),
+    ));
+    assert_eq!(metrics, one_go);
+    let x = DMatrix::from_fn(4, 5, |i, j| (i + j) as f32 * 0.1);
+    assert_eq!(resumed.infer(&x).unwrap(), whole.infer(&x).unwrap());
+    // and dropout changed the training: without it the run differs
+    let mut plain = mlp::<f32>(4, 8, 3, Init::XavierUniform { seed: 3 }).unwrap();
+    let plain_metrics = train(&mut plain, &mut sgd(), &config(4, BatchSize::Mini(16)));
+    assert_ne!(plain_metrics, one_go);
 }
 
 #[test]
