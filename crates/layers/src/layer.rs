@@ -18,7 +18,9 @@ use retroprop_core::Scalar;
 ///    another batch size is [`LayerError::BatchMismatch`], never a panic.
 /// 4. `backward` before any `forward` is [`LayerError::NoForwardCache`].
 /// 5. [`infer`](Layer::infer) computes the same `y` as `forward` without touching the training
-///    state (`&self`), so evaluation never disturbs a pending backward pass.
+///    state (`&self`), so evaluation never disturbs a pending backward pass — except for layers
+///    that are random in training by design ([`Dropout`](crate::Dropout): `infer` is its
+///    expectation, the identity).
 /// 6. [`backward_params`](Layer::backward_params) adds exactly the parameter gradients of
 ///    `backward`; it may only skip computing `dL/dx`.
 ///
