@@ -48,12 +48,15 @@ pub fn layers(suite: &mut Suite) {
             },
         );
     }
-    let activations: [MakeLayer; 7] = [
+    let activations: [MakeLayer; 8] = [
         ("softplus", || Box::new(Softplus::new())),
         ("sigmoid", || Box::new(Sigmoid::new())),
         ("tanh", || Box::new(Tanh::new())),
         ("softmax", || Box::new(Softmax::new())),
         ("relu", || Box::new(Relu::new())),
+        ("leaky-relu", || {
+            Box::new(retroprop_layers::LeakyRelu::new(0.1).expect("valid"))
+        }),
         ("flatten", || Box::new(Flatten::new())),
         ("standardize", || {
             Box::new(Standardize::new(0.1307, 0.3081).expect("valid"))
@@ -61,7 +64,7 @@ pub fn layers(suite: &mut Suite) {
     ];
     for (name, make) in activations {
         for (seed, n) in [(5u64, 1), (6, 4)] {
-            let x = if name == "relu" {
+            let x = if name.contains("relu") {
                 away_from_zero(7, n, seed)
             } else {
                 random(7, n, -5.0, 5.0, seed)
@@ -79,6 +82,24 @@ pub fn layers(suite: &mut Suite) {
             );
         }
     }
+    suite.add(
+        "layers/dropout/held-mask",
+        G,
+        "Dropout p = 0.3 with its mask held (dL/dx = dL/dy ⊙ m)",
+        || {
+            let x = random(8, 4, -2.0, 2.0, 21);
+            let mut d = retroprop_layers::Dropout::<f64>::new(0.3).expect("valid");
+            Layer::reseed(&mut d, 5);
+            if let Err(e) = Layer::forward(&mut d, &x) {
+                return Outcome::error(e.to_string());
+            }
+            d.hold_mask(true);
+            match retroprop_gradcheck::check_layer(&mut d, &x, &Config::default()) {
+                Ok(report) => Outcome::from_report(&report),
+                Err(e) => Outcome::error(e.to_string()),
+            }
+        },
+    );
     suite.add_layer(
         "layers/softmax/large",
         G,
