@@ -411,3 +411,15 @@ fn dropout_gradient_holds_with_its_mask_fixed() {
     let mask = d.mask().unwrap();
     assert!(mask.iter().any(|&m| m == 0.0) && mask.iter().any(|&m| m > 1.0));
 }
+
+#[test]
+fn average_pooling_conforms_with_padding_overlap_and_globally() {
+    use retroprop_layers::{AvgPool2d, MaxPool2dConfig};
+    let x = random(2 * 5 * 5, 3, -2.0, 2.0, 31);
+    assert_conforms(
+        || AvgPool2d::new(MaxPool2dConfig::new((2, 5, 5), 3).stride(2).padding(1)),
+        &x,
+    );
+    assert_conforms(|| AvgPool2d::new(MaxPool2dConfig::new((2, 5, 5), 2)), &x);
+    assert_conforms(|| AvgPool2d::global((2, 5, 5)), &x);
+}

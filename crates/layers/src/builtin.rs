@@ -24,6 +24,7 @@ pub(crate) fn entries() -> Vec<(&'static str, Entry)> {
         entry::<StandardizeConfig>(),
         entry::<crate::LeakyReluConfig>(),
         entry::<crate::DropoutConfig>(),
+        entry::<crate::AvgPool2dConfig>(),
     ]
 }
 

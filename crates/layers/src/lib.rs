@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 
 mod activation;
+mod avgpool;
 mod buffer;
 mod builtin;
 mod conv1d;
@@ -66,6 +67,7 @@ mod state_dict;
 pub use retroprop_core::nalgebra;
 
 pub use activation::{Relu, Sigmoid, Softmax, Softplus, Tanh};
+pub use avgpool::{AvgPool2d, AvgPool2dConfig};
 pub use buffer::Buffer;
 pub use builtin::{
     FlattenConfig, ReluConfig, SigmoidConfig, SoftmaxConfig, SoftplusConfig, StandardizeConfig,

@@ -75,8 +75,17 @@ impl MaxPool2dConfig {
     /// [`LayerError::ZeroSize`], [`LayerError::PaddingTooLarge`] (padding over half the kernel:
     /// a window could hold only padding), or [`LayerError::EmptyOutput`].
     pub fn output_size(&self) -> Result<(usize, usize), LayerError> {
+        self.output_size_for(NAME)
+    }
+
+    /// [`MaxPool2dConfig::output_size`] with errors naming `layer` (the pooling layers share
+    /// this geometry).
+    pub(crate) fn output_size_for(
+        &self,
+        layer: &'static str,
+    ) -> Result<(usize, usize), LayerError> {
         check_nonzero(
-            NAME,
+            layer,
             &[
                 ("channels", self.channels),
                 ("input height", self.input.h),
@@ -93,7 +102,7 @@ impl MaxPool2dConfig {
         ] {
             if padding > kernel / 2 {
                 return Err(LayerError::PaddingTooLarge {
-                    layer: NAME,
+                    layer,
                     axis,
                     padding,
                     kernel,
@@ -101,10 +110,10 @@ impl MaxPool2dConfig {
             }
         }
         let (k, s, p) = (self.kernel, self.stride, self.padding);
-        checked_product(NAME, &[self.channels, self.input.h, self.input.w])?;
+        checked_product(layer, &[self.channels, self.input.h, self.input.w])?;
         Ok((
-            output_size(NAME, "height", self.input.h, k.h, s.h, p.h, 1)?,
-            output_size(NAME, "width", self.input.w, k.w, s.w, p.w, 1)?,
+            output_size(layer, "height", self.input.h, k.h, s.h, p.h, 1)?,
+            output_size(layer, "width", self.input.w, k.w, s.w, p.w, 1)?,
         ))
     }
 

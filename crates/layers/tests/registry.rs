@@ -37,6 +37,13 @@ fn every_builtin() -> Vec<Box<dyn Layer<f64>>> {
         Box::new(Standardize::new(0.5, 2.0).unwrap()),
         Box::new(LeakyRelu::new(0.2).unwrap()),
         Box::new(retroprop_layers::Dropout::new(0.3).unwrap()),
+        Box::new(
+            retroprop_layers::AvgPool2d::new(
+                MaxPool2dConfig::new((2, 5, 5), 3).stride(2).padding(1),
+            )
+            .unwrap(),
+        ),
+        Box::new(retroprop_layers::AvgPool2d::global((3, 4, 4)).unwrap()),
     ]
 }
 

@@ -67,7 +67,7 @@ fn details(spec: &LayerSpec) -> String {
                 out
             })
             .unwrap_or_default(),
-        "MaxPool2d" => spec
+        "MaxPool2d" | "AvgPool2d" => spec
             .config::<MaxPool2dConfig>()
             .map(|c| window(c.kernel, c.stride, c.padding))
             .unwrap_or_default(),

@@ -82,6 +82,25 @@ pub fn layers(suite: &mut Suite) {
             );
         }
     }
+    for (name, config) in [
+        (
+            "overlap-pad",
+            MaxPool2dConfig::new((2, 5, 5), 3).stride(2).padding(1),
+        ),
+        ("global", MaxPool2dConfig::new((2, 5, 5), (5, 5))),
+    ] {
+        suite.add_layer(
+            format!("layers/avgpool2d/{name}"),
+            G,
+            format!(
+                "AvgPool2d {}×{} stride {} on 2×5×5",
+                config.kernel.h, config.kernel.w, config.stride.h
+            ),
+            move || Ok(Box::new(retroprop_layers::AvgPool2d::new(config)?)),
+            random(50, 3, -2.0, 2.0, 41),
+            Config::default(),
+        );
+    }
     suite.add(
         "layers/dropout/held-mask",
         G,
