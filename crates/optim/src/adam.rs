@@ -3,7 +3,9 @@
 use retroprop_core::Scalar;
 use retroprop_layers::Layer;
 
-use crate::optimizer::{OptimizerState, ParamStates, check, check_lr};
+use crate::optimizer::{
+    OptimizerState, ParamStates, check_lr, check_non_negative, check_positive, check_unit,
+};
 use crate::{OptimError, Optimizer};
 
 /// The state each parameter has (PyTorch's names).
@@ -85,8 +87,8 @@ impl<T: Scalar> Adam<T> {
     /// # Errors
     /// [`OptimError::InvalidHyperparameter`] unless both are in `[0, 1)`.
     pub fn with_betas(mut self, beta1: f64, beta2: f64) -> Result<Self, OptimError> {
-        check("beta1", beta1, (0.0..1.0).contains(&beta1), "in [0, 1)")?;
-        check("beta2", beta2, (0.0..1.0).contains(&beta2), "in [0, 1)")?;
+        check_unit("beta1", beta1)?;
+        check_unit("beta2", beta2)?;
         self.betas = (beta1, beta2);
         Ok(self)
     }
@@ -96,7 +98,7 @@ impl<T: Scalar> Adam<T> {
     /// # Errors
     /// [`OptimError::InvalidHyperparameter`] unless `ε` is finite and positive.
     pub fn with_eps(mut self, eps: f64) -> Result<Self, OptimError> {
-        check("eps", eps, eps.is_finite() && eps > 0.0, "finite and > 0")?;
+        check_positive("eps", eps)?;
         self.eps = eps;
         Ok(self)
     }
@@ -106,12 +108,7 @@ impl<T: Scalar> Adam<T> {
     /// # Errors
     /// [`OptimError::InvalidHyperparameter`] unless `λ` is finite and ≥ 0.
     pub fn with_weight_decay(mut self, lambda: f64) -> Result<Self, OptimError> {
-        check(
-            "weight decay",
-            lambda,
-            lambda.is_finite() && lambda >= 0.0,
-            "finite and >= 0",
-        )?;
+        check_non_negative("weight decay", lambda)?;
         self.weight_decay = lambda;
         Ok(self)
     }

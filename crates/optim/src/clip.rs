@@ -4,7 +4,7 @@ use retroprop_core::Scalar;
 use retroprop_layers::Layer;
 
 use crate::OptimError;
-use crate::optimizer::check;
+use crate::optimizer::check_positive;
 
 /// Scales every gradient of `model` so that their global 2-norm is at most `max_norm`, as
 /// PyTorch's `clip_grad_norm_`: with `N = ‖(all gradients)‖₂` and `c = max_norm / (N + 10⁻⁶)`,
@@ -16,12 +16,7 @@ pub fn clip_grad_norm<T: Scalar>(
     model: &mut dyn Layer<T>,
     max_norm: f64,
 ) -> Result<f64, OptimError> {
-    check(
-        "max norm",
-        max_norm,
-        max_norm.is_finite() && max_norm > 0.0,
-        "finite and > 0",
-    )?;
+    check_positive("max norm", max_norm)?;
     // the norm of the per-parameter norms, as PyTorch computes it
     let mut squares = 0.0f64;
     model.visit_params(&mut |_, p| {
@@ -51,12 +46,7 @@ pub fn clip_grad_norm<T: Scalar>(
 /// # Errors
 /// [`OptimError::InvalidHyperparameter`] unless `clip` is finite and positive.
 pub fn clip_grad_value<T: Scalar>(model: &mut dyn Layer<T>, clip: f64) -> Result<(), OptimError> {
-    check(
-        "clip value",
-        clip,
-        clip.is_finite() && clip > 0.0,
-        "finite and > 0",
-    )?;
+    check_positive("clip value", clip)?;
     let c = T::lit(clip);
     model.visit_params_mut(&mut |_, p| {
         for g in p.grad_mut().iter_mut() {

@@ -78,14 +78,34 @@ pub(crate) fn check(
     }
 }
 
-/// A learning rate must be finite and positive.
-pub(crate) fn check_lr(lr: f64) -> Result<(), OptimError> {
+/// `value` must be finite and positive (a rate, an ε, a clipping bound).
+pub(crate) fn check_positive(name: &'static str, value: f64) -> Result<(), OptimError> {
     check(
-        "learning rate",
-        lr,
-        lr.is_finite() && lr > 0.0,
+        name,
+        value,
+        value.is_finite() && value > 0.0,
         "finite and > 0",
     )
+}
+
+/// `value` must be finite and ≥ 0 (a weight decay).
+pub(crate) fn check_non_negative(name: &'static str, value: f64) -> Result<(), OptimError> {
+    check(
+        name,
+        value,
+        value.is_finite() && value >= 0.0,
+        "finite and >= 0",
+    )
+}
+
+/// `value` must be in `[0, 1)` (a momentum, a β, a smoothing constant).
+pub(crate) fn check_unit(name: &'static str, value: f64) -> Result<(), OptimError> {
+    check(name, value, (0.0..1.0).contains(&value), "in [0, 1)")
+}
+
+/// A learning rate must be finite and positive.
+pub(crate) fn check_lr(lr: f64) -> Result<(), OptimError> {
+    check_positive("learning rate", lr)
 }
 
 /// An update rule that walks a model's parameters.
@@ -243,9 +263,14 @@ impl<T: Scalar> ParamStates<T> {
         model.visit_params_mut(&mut |path, p| {
             let kind = p.kind();
             let (theta, grad) = p.value_and_grad_mut();
-            let state = by_path
-                .entry(path.to_string())
-                .or_insert_with(|| vec![vec![T::zero(); theta.len()]; n_slots]);
+            // the key is allocated on a parameter's first step only, not at every step
+            if !by_path.contains_key(path) {
+                by_path.insert(
+                    path.to_string(),
+                    vec![vec![T::zero(); theta.len()]; n_slots],
+                );
+            }
+            let state = by_path.get_mut(path).expect("inserted above");
             let slots: Vec<&mut [T]> = state.iter_mut().map(Vec::as_mut_slice).collect();
             // a large parameter in two halves, on two cores (`retroprop_core::split`): each
             // entry is independent, so the result does not depend on the split

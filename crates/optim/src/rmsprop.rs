@@ -3,7 +3,9 @@
 use retroprop_core::Scalar;
 use retroprop_layers::Layer;
 
-use crate::optimizer::{OptimizerState, ParamStates, check, check_lr};
+use crate::optimizer::{
+    OptimizerState, ParamStates, check_lr, check_non_negative, check_positive, check_unit,
+};
 use crate::{OptimError, Optimizer};
 
 /// RMSprop (Hinton), exactly as `torch.optim.RMSprop` (single-tensor path, not centered):
@@ -53,7 +55,7 @@ impl<T: Scalar> RmsProp<T> {
     /// # Errors
     /// [`OptimError::InvalidHyperparameter`] outside `[0, 1)`.
     pub fn with_alpha(mut self, alpha: f64) -> Result<Self, OptimError> {
-        check("alpha", alpha, (0.0..1.0).contains(&alpha), "in [0, 1)")?;
+        check_unit("alpha", alpha)?;
         self.alpha = alpha;
         Ok(self)
     }
@@ -63,7 +65,7 @@ impl<T: Scalar> RmsProp<T> {
     /// # Errors
     /// [`OptimError::InvalidHyperparameter`] unless `ε` is finite and positive.
     pub fn with_eps(mut self, eps: f64) -> Result<Self, OptimError> {
-        check("eps", eps, eps.is_finite() && eps > 0.0, "finite and > 0")?;
+        check_positive("eps", eps)?;
         self.eps = eps;
         Ok(self)
     }
@@ -73,12 +75,7 @@ impl<T: Scalar> RmsProp<T> {
     /// # Errors
     /// [`OptimError::InvalidHyperparameter`] unless `λ` is finite and ≥ 0.
     pub fn with_weight_decay(mut self, lambda: f64) -> Result<Self, OptimError> {
-        check(
-            "weight decay",
-            lambda,
-            lambda.is_finite() && lambda >= 0.0,
-            "finite and >= 0",
-        )?;
+        check_non_negative("weight decay", lambda)?;
         self.weight_decay = lambda;
         Ok(self)
     }
@@ -88,7 +85,7 @@ impl<T: Scalar> RmsProp<T> {
     /// # Errors
     /// [`OptimError::InvalidHyperparameter`] outside `[0, 1)`.
     pub fn with_momentum(mut self, mu: f64) -> Result<Self, OptimError> {
-        check("momentum", mu, (0.0..1.0).contains(&mu), "in [0, 1)")?;
+        check_unit("momentum", mu)?;
         self.momentum = mu;
         self.states = ParamStates::new(if mu > 0.0 { SLOTS_MOMENTUM } else { SLOTS });
         Ok(self)

@@ -3,7 +3,7 @@
 use retroprop_core::Scalar;
 use retroprop_layers::{Layer, ParamKind};
 
-use crate::optimizer::{OptimizerState, ParamStates, check, check_lr};
+use crate::optimizer::{OptimizerState, ParamStates, check_lr, check_non_negative, check_unit};
 use crate::{OptimError, Optimizer};
 
 /// The state each parameter has under momentum (PyTorch's name).
@@ -77,12 +77,7 @@ impl WeightDecay {
     /// # Errors
     /// [`OptimError::InvalidHyperparameter`] unless `λ` is finite and ≥ 0.
     pub fn homework(lambda: f64) -> Result<Self, OptimError> {
-        check(
-            "lambda",
-            lambda,
-            lambda.is_finite() && lambda >= 0.0,
-            "finite and >= 0",
-        )?;
+        check_non_negative("lambda", lambda)?;
         Ok(Self {
             lambda,
             convention: DecayConvention::Homework,
@@ -164,7 +159,7 @@ impl<T: Scalar> Sgd<T> {
     /// [`OptimError::InvalidHyperparameter`] unless `μ ∈ [0, 1)`.
     pub fn with_momentum(mut self, momentum: Momentum) -> Result<Self, OptimError> {
         if let Momentum::Heavy { mu } | Momentum::Nesterov { mu } = momentum {
-            check("momentum", mu, (0.0..1.0).contains(&mu), "in [0, 1)")?;
+            check_unit("momentum", mu)?;
         }
         self.momentum = momentum;
         self.states = ParamStates::new(match momentum {
