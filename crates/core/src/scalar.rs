@@ -88,6 +88,10 @@ pub trait Kernels: Sized + sealed::Sealed {
     fn softplus_sigmoid(x: &[Self], softplus: &mut [Self], sigmoid: &mut [Self]);
     /// `out ← σ(x)` element-wise.
     fn sigmoid_into(x: &[Self], out: &mut [Self]);
+    /// The complementary error function `erfc(x) = 1 − erf(x) = (2/√π) ∫ₓ^∞ e^(−t²) dt`,
+    /// accurate to about one unit in the last place over the whole line (no cancellation for
+    /// large `x`, where `1 − erf(x)` would give 0): the exact GELU's `Φ(x) = ½ erfc(−x/√2)`.
+    fn erfc(self) -> Self;
 
     /// `c ← α a b + β c` for `a: m × k`, `b: k × n`, `c: m × n` on raw strided operands:
     /// matrixmultiply's `sgemm` or `dgemm`, chosen by the type (no run-time type test, no
@@ -177,6 +181,9 @@ impl Kernels for f64 {
             };
         }
     }
+    fn erfc(self) -> Self {
+        libm::erfc(self)
+    }
     gemm_raw!(matrixmultiply::dgemm);
 }
 
@@ -214,6 +221,9 @@ impl Kernels for f32 {
     }
     fn sigmoid_into(x: &[Self], out: &mut [Self]) {
         fast::sigmoid_into(x, out);
+    }
+    fn erfc(self) -> Self {
+        libm::erfcf(self)
     }
     gemm_raw!(matrixmultiply::sgemm);
 }

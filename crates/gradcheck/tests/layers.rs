@@ -423,3 +423,113 @@ fn average_pooling_conforms_with_padding_overlap_and_globally() {
     assert_conforms(|| AvgPool2d::new(MaxPool2dConfig::new((2, 5, 5), 2)), &x);
     assert_conforms(|| AvgPool2d::global((2, 5, 5)), &x);
 }
+
+#[test]
+fn gelu_layer_norm_and_residual_blocks_conform() {
+    use retroprop_layers::{Gelu, GeluApproximation, LayerNorm, LayerNormConfig, Residual};
+    let x = random(6, 4, -4.0, 4.0, 51);
+    for a in [GeluApproximation::None, GeluApproximation::Tanh] {
+        assert_conforms(|| Ok(Gelu::new(a)), &x);
+    }
+    // a learned γ, β away from 1, 0 so their gradients matter
+    let make_ln = |config: LayerNormConfig| {
+        move || {
+            let mut ln = LayerNorm::new(config)?;
+            ln.set_param("weight", random(6, 1, 0.5, 1.5, 52))?;
+            if config.bias {
+                ln.set_param("bias", random(6, 1, -0.5, 0.5, 53))?;
+            }
+            Ok(ln)
+        }
+    };
+    assert_conforms(make_ln(LayerNormConfig::new(6)), &x);
+    assert_conforms(make_ln(LayerNormConfig::new(6).bias(false)), &x);
+    assert_conforms(
+        || LayerNorm::new(LayerNormConfig::new(6).elementwise_affine(false)),
+        &x,
+    );
+    assert_conforms(
+        || {
+            Ok(Residual::new(Dense::new(
+                6,
+                6,
+                Init::XavierUniform { seed: 54 },
+            )?))
+        },
+        &x,
+    );
+    assert_conforms(
+        || {
+            let body = Residual::new(Dense::new(6, 6, Init::XavierUniform { seed: 55 })?);
+            Ok(Residual::with_projection(
+                body,
+                Dense::new(6, 6, Init::XavierUniform { seed: 56 })?,
+            ))
+        },
+        &x,
+    );
+}
+
+#[test]
+fn batch_norm_gradients_hold_over_the_whole_batch_and_only_the_batch_clauses_fail() {
+    use retroprop_layers::{BatchNorm, BatchNormConfig};
+    let make = |two_d: bool, config: BatchNormConfig| {
+        move || {
+            let mut bn = if two_d {
+                BatchNorm::new_2d(config)?
+            } else {
+                BatchNorm::new_1d(config)?
+            };
+            if config.affine {
+                bn.set_param("weight", random(3, 1, 0.5, 1.5, 61))?;
+                bn.set_param("bias", random(3, 1, -0.5, 0.5, 62))?;
+            }
+            Ok(bn)
+        }
+    };
+    for (two_d, rows) in [(false, 3), (true, 3 * 2 * 2)] {
+        let x = random(rows, 5, -3.0, 3.0, 63);
+        for config in [
+            BatchNormConfig::new(3),
+            BatchNormConfig::new(3).affine(false),
+        ] {
+            let mut bn = make(two_d, config)().unwrap();
+            let report = check_layer(&mut bn, &x, &Config::default()).unwrap();
+            assert!(report.passed(), "{report}");
+            if !two_d {
+                // one example per batch has one value per feature: no statistics to train on
+                continue;
+            }
+            let result = conformance(make(two_d, config), &x, &Config::default()).unwrap();
+            let failed: Vec<&str> = result
+                .clauses
+                .iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.name)
+                .collect();
+            assert_eq!(
+                failed,
+                [
+                    "batch gradient = sum of per-example gradients",
+                    "infer equals forward"
+                ],
+                "{result}"
+            );
+        }
+    }
+    // without running statistics inference normalises with the batch: infer = forward
+    let x = random(12, 5, -3.0, 3.0, 64);
+    let result = conformance(
+        make(true, BatchNormConfig::new(3).track_running_stats(false)),
+        &x,
+        &Config::default(),
+    )
+    .unwrap();
+    assert!(
+        result
+            .clauses
+            .iter()
+            .all(|c| c.passed || c.name == "batch gradient = sum of per-example gradients"),
+        "{result}"
+    );
+}

@@ -25,6 +25,11 @@ pub(crate) fn entries() -> Vec<(&'static str, Entry)> {
         entry::<crate::LeakyReluConfig>(),
         entry::<crate::DropoutConfig>(),
         entry::<crate::AvgPool2dConfig>(),
+        entry::<crate::GeluConfig>(),
+        entry::<crate::BatchNorm1dConfig>(),
+        entry::<crate::BatchNorm2dConfig>(),
+        entry::<crate::LayerNormConfig>(),
+        entry::<crate::ResidualConfig>(),
     ]
 }
 

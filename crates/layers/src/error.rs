@@ -124,6 +124,23 @@ pub enum LayerError {
         /// What it must satisfy.
         requirement: &'static str,
     },
+    /// A training batch too small for batch statistics (one value per channel has no
+    /// variance).
+    #[error(
+        "{layer}: training needs more than one value per channel, got {values} \
+         (a batch of {batch} with {per_example} per example); use a larger batch, or `infer` \
+         with the running statistics"
+    )]
+    BatchTooSmall {
+        /// The layer's type name.
+        layer: &'static str,
+        /// Values per channel in the batch.
+        values: usize,
+        /// Examples in the batch.
+        batch: usize,
+        /// Values per channel in one example.
+        per_example: usize,
+    },
     /// A layer description names a kind nobody registered.
     #[error(
         "no layer kind `{kind}` is registered (known: {known}); if it is a layer of your own, call retroprop_layers::register::<ItsConfig>() before loading"

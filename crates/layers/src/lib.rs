@@ -13,6 +13,12 @@
 //! | [`MaxPool2d`] | window maximum (3a) | gradient to the arg-max (first on ties) |
 //! | [`Flatten`] | `C×H×W → C·H·W` (bookkeeping) | identity |
 //! | [`Standardize`] | `(x − μ)/σ`, fixed | `g/σ` |
+//! | [`LeakyRelu`], [`Gelu`] | element-wise | `φ'(x) ⊙ g` |
+//! | [`Dropout`] | `x ⊙ m`, inverted, seeded | `g ⊙ m` |
+//! | [`AvgPool2d`] | window mean (PyTorch's `count_include_pad`) | `g / window` to each tap |
+//! | [`BatchNorm`] (1d, 2d) | `γ (x − μ_B)/√(σ²_B + ε) + β`; running `μ̄, σ̄²` in `infer` | through the batch statistics |
+//! | [`LayerNorm`] | the same per example | through the example's statistics |
+//! | [`Residual`] | `f(x) + x` or `f(x) + P(x)` | `J_fᵀ g + J_Pᵀ g` |
 //!
 //! plus [`convolve1d`], the flipped 1-D convolution of question 3c in numpy's full/same/valid
 //! modes.
@@ -43,6 +49,7 @@
 
 mod activation;
 mod avgpool;
+mod batchnorm;
 mod buffer;
 mod builtin;
 mod conv1d;
@@ -51,13 +58,16 @@ mod dense;
 mod dropout;
 mod error;
 mod flatten;
+mod gelu;
 mod init;
 mod layer;
+mod layernorm;
 mod leaky_relu;
 mod linalg;
 mod maxpool;
 mod param;
 mod registry;
+mod residual;
 mod shape;
 mod spec;
 mod standardize;
@@ -68,6 +78,7 @@ pub use retroprop_core::nalgebra;
 
 pub use activation::{Relu, Sigmoid, Softmax, Softplus, Tanh};
 pub use avgpool::{AvgPool2d, AvgPool2dConfig};
+pub use batchnorm::{BatchNorm, BatchNorm1dConfig, BatchNorm2dConfig, BatchNormConfig};
 pub use buffer::Buffer;
 pub use builtin::{
     FlattenConfig, ReluConfig, SigmoidConfig, SoftmaxConfig, SoftplusConfig, StandardizeConfig,
@@ -79,12 +90,15 @@ pub use dense::{Dense, DenseConfig};
 pub use dropout::{Dropout, DropoutConfig};
 pub use error::LayerError;
 pub use flatten::Flatten;
+pub use gelu::{Gelu, GeluApproximation, GeluConfig};
 pub use init::Init;
 pub use layer::Layer;
+pub use layernorm::{LayerNorm, LayerNormConfig};
 pub use leaky_relu::{LeakyRelu, LeakyReluConfig};
 pub use maxpool::{MaxPool2d, MaxPool2dConfig};
 pub use param::{Param, ParamKind};
 pub use registry::{LayerConfig, build, param_shapes, register, registered_kinds};
+pub use residual::{Residual, ResidualConfig};
 pub use retroprop_core::Scalar;
 pub use shape::{MAX_VALUES, Shape};
 pub use spec::LayerSpec;

@@ -2,6 +2,9 @@
 //! errors say what to do.
 
 use retroprop_layers::{
+    BatchNorm, BatchNormConfig, Gelu, GeluApproximation, LayerNorm, LayerNormConfig, Residual,
+};
+use retroprop_layers::{
     Conv2d, Conv2dConfig, Dense, Flatten, Init, Layer, LayerConfig, LayerError, LayerSpec,
     LeakyRelu, MaxPool2d, MaxPool2dConfig, Relu, Sigmoid, Softmax, Softplus, Standardize, Tanh,
     build, param_shapes, registered_kinds,
@@ -44,6 +47,26 @@ fn every_builtin() -> Vec<Box<dyn Layer<f64>>> {
             .unwrap(),
         ),
         Box::new(retroprop_layers::AvgPool2d::global((3, 4, 4)).unwrap()),
+        Box::new(Gelu::new(GeluApproximation::None)),
+        Box::new(Gelu::new(GeluApproximation::Tanh)),
+        Box::new(BatchNorm::new_1d(BatchNormConfig::new(5)).unwrap()),
+        Box::new(
+            BatchNorm::new_2d(
+                BatchNormConfig::new(3)
+                    .affine(false)
+                    .momentum(None)
+                    .eps(1e-3),
+            )
+            .unwrap(),
+        ),
+        Box::new(BatchNorm::new_2d(BatchNormConfig::new(2).track_running_stats(false)).unwrap()),
+        Box::new(LayerNorm::new(LayerNormConfig::new(6)).unwrap()),
+        Box::new(LayerNorm::new(LayerNormConfig::new(6).bias(false)).unwrap()),
+        Box::new(Residual::new(Relu::new())),
+        Box::new(Residual::with_projection(
+            Residual::new(Dense::new(4, 4, Init::Zeros).unwrap()),
+            Dense::new(4, 4, Init::Zeros).unwrap(),
+        )),
     ]
 }
 
@@ -58,6 +81,10 @@ fn every_builtin_kind_rebuilds_from_its_spec() {
         let mut shapes = Vec::new();
         layer.visit_params(&mut |_, p| shapes.push(p.shape()));
         assert_eq!(param_shapes(&spec).unwrap(), Some(shapes.clone()), "{spec}");
+        let (mut buffers, mut rebuilt_buffers) = (Vec::new(), Vec::new());
+        layer.visit_buffers(&mut |p, b| buffers.push((p.to_string(), b.shape())));
+        rebuilt.visit_buffers(&mut |p, b| rebuilt_buffers.push((p.to_string(), b.shape())));
+        assert_eq!(rebuilt_buffers, buffers, "{spec}");
         let mut rebuilt_shapes = Vec::new();
         rebuilt.visit_params(&mut |_, p| rebuilt_shapes.push(p.shape()));
         assert_eq!(rebuilt_shapes, shapes, "{spec}");
