@@ -136,4 +136,10 @@ pub enum DataError {
         /// What is wrong, with the numbers.
         detail: String,
     },
+    /// Data augmentation settings or a batch that do not fit.
+    #[error("augmentation: {detail}")]
+    Augmentation {
+        /// What is wrong, with the numbers.
+        detail: String,
+    },
 }

@@ -30,6 +30,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod augment;
 mod batch;
 mod error;
 pub mod idx;
@@ -37,6 +38,7 @@ mod images;
 pub mod mnist;
 mod source;
 
+pub use augment::Augmentation;
 pub use batch::{Batch, Batches, EpochOrder};
 pub use error::DataError;
 pub use images::{Images, pixel};

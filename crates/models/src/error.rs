@@ -108,6 +108,12 @@ pub enum ModelError {
         /// The value given.
         value: usize,
     },
+    /// An early-stopping threshold outside its domain.
+    #[error("early stopping: min_delta = {min_delta} is invalid: must be finite and ≥ 0")]
+    EarlyStopping {
+        /// The value given.
+        min_delta: f64,
+    },
     /// A resumed run asks for no more epochs than it has done.
     #[error(
         "the run has already done {done} epochs and {epochs} were asked for in total: ask for more epochs than {done} to continue it"

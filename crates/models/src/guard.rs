@@ -18,26 +18,39 @@ use retroprop_optim::Schedule;
 
 use crate::{ModelError, Sequential};
 
-/// The parameters of a model at the end of a good epoch (`epoch` 0: before training).
+/// The parameters and buffers (running statistics) of a model at the end of a good epoch
+/// (`epoch` 0: before training).
 pub(crate) struct Snapshot<T: Scalar> {
     epoch: usize,
     values: Vec<DMatrix<T>>,
+    buffers: Vec<DMatrix<T>>,
 }
 
 impl<T: Scalar> Snapshot<T> {
-    /// Copies every parameter of `model`.
+    /// Copies every parameter and buffer of `model`.
     pub(crate) fn take(model: &Sequential<T>, epoch: usize) -> Self {
-        let mut values = Vec::new();
+        let (mut values, mut buffers) = (Vec::new(), Vec::new());
         model.visit_params(&mut |_, p| values.push(p.value().clone()));
-        Self { epoch, values }
+        model.visit_buffers(&mut |_, b| buffers.push(b.value().clone()));
+        Self {
+            epoch,
+            values,
+            buffers,
+        }
     }
 
-    /// Replaces the copy with the current parameters, reusing its buffers.
+    /// Replaces the copy with the current parameters and buffers, reusing its memory.
     pub(crate) fn update(&mut self, model: &Sequential<T>, epoch: usize) {
         let mut values = self.values.iter_mut();
         model.visit_params(&mut |_, p| {
             if let Some(v) = values.next() {
                 v.copy_from(p.value());
+            }
+        });
+        let mut buffers = self.buffers.iter_mut();
+        model.visit_buffers(&mut |_, b| {
+            if let Some(v) = buffers.next() {
+                v.copy_from(b.value());
             }
         });
         self.epoch = epoch;
@@ -56,19 +69,28 @@ impl<T: Scalar> Snapshot<T> {
                 p.value_mut().copy_from(v);
             }
         });
+        let mut buffers = self.buffers.iter();
+        model.visit_buffers_mut(&mut |_, b| {
+            if let Some(v) = buffers.next() {
+                b.as_mut_slice().copy_from_slice(v.as_slice());
+            }
+        });
     }
 }
 
-/// The first parameter entry that is NaN or infinite: its path, flat index and value.
+/// The first parameter (then buffer: a running variance) entry that is NaN or infinite: its
+/// path, flat index and value.
 pub(crate) fn first_non_finite<T: Scalar>(model: &Sequential<T>) -> Option<(String, usize, f64)> {
     let mut found = None;
-    model.visit_params(&mut |path, p| {
+    let mut look = |path: &str, value: &DMatrix<T>| {
         if found.is_none()
-            && let Some(i) = p.value().iter().position(|v| !v.to_f64().is_finite())
+            && let Some(i) = value.iter().position(|v| !v.to_f64().is_finite())
         {
-            found = Some((path.to_string(), i, p.value()[i].to_f64()));
+            found = Some((path.to_string(), i, value[i].to_f64()));
         }
-    });
+    };
+    model.visit_params(&mut |path, p| look(path, p.value()));
+    model.visit_buffers(&mut |path, b| look(path, b.value()));
     found
 }
 

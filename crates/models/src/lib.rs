@@ -41,6 +41,7 @@
 
 mod builders;
 pub mod checkpoint;
+mod early_stopping;
 mod error;
 mod guard;
 pub mod memory;
@@ -51,6 +52,7 @@ mod train;
 
 pub use builders::{Standardization, cnn_classifier, homework_cnn, mlp, mlp_classifier};
 pub use checkpoint::{CheckpointError, TrainingState};
+pub use early_stopping::{EarlyStopping, Verdict};
 /// The nalgebra this crate is built with: `retroprop_models::nalgebra::DMatrix` is the matrix
 /// type of every retroprop API, without a matching version pin in the user's manifest.
 pub use retroprop_core::nalgebra;

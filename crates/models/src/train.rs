@@ -10,7 +10,7 @@ use retroprop_losses::{Loss, Reduction, Target};
 use retroprop_optim::{Constant, Optimizer, Schedule};
 use serde::Serialize;
 
-use retroprop_data::{Batch, EpochOrder, Source};
+use retroprop_data::{Augmentation, Batch, EpochOrder, Source};
 
 use crate::{MemoryEstimate, ModelError, Sequential, guard};
 
@@ -43,6 +43,9 @@ pub struct FitConfig {
     pub schedule: Box<dyn Schedule>,
     /// Gradient clipping before each step (none by default).
     pub clip: Clip,
+    /// Random distortions of each training batch (none by default), seeded from `seed`, the
+    /// epoch and the step like dropout, so runs repeat and resume bit for bit.
+    pub augment: Option<Augmentation>,
 }
 
 /// Gradient clipping applied after the backward pass and before each optimizer step.
@@ -80,7 +83,14 @@ impl FitConfig {
             seed: 0,
             schedule: Box::new(Constant),
             clip: Clip::None,
+            augment: None,
         }
+    }
+
+    /// With data augmentation of every training batch.
+    pub fn augment(mut self, augmentation: Augmentation) -> Self {
+        self.augment = Some(augmentation);
+        self
     }
 
     /// With gradient clipping before each step.
@@ -309,6 +319,7 @@ fn fit_on_worker<T: Scalar>(
                 let total_steps = n.div_ceil(size);
                 for indices in order.next_epoch().chunks(size) {
                     batch.load(data, indices);
+                    augment(config, &mut batch, epoch, steps + 1)?;
                     model.reseed(step_seed(config.seed, epoch, steps + 1));
                     model.zero_grad();
                     let logits = model.forward(&batch.x)?;
@@ -347,8 +358,9 @@ fn fit_on_worker<T: Scalar>(
                 // ∇R̂ over all n examples = Σ over chunks of each chunk's summed gradient / n
                 model.reseed(step_seed(config.seed, epoch, 1));
                 model.zero_grad();
-                for indices in order.current().chunks(full_chunk) {
+                for (chunk, indices) in order.current().chunks(full_chunk).enumerate() {
                     batch.load(data, indices);
+                    augment(config, &mut batch, epoch, chunk + 1)?;
                     let logits = model.forward(&batch.x)?;
                     let mut out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
                     if loss.reduction() == Reduction::Mean {
@@ -421,6 +433,23 @@ fn step_seed(seed: u64, epoch: usize, step: usize) -> u64 {
         h = (h ^ v).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
     }
     h
+}
+
+/// Distorts a training batch if the run augments, with a seed of the run, epoch and step
+/// (chunk, in full-batch training) other than dropout's.
+fn augment<T: Scalar>(
+    config: &FitConfig,
+    batch: &mut Batch<T>,
+    epoch: usize,
+    step: usize,
+) -> Result<(), ModelError> {
+    if let Some(a) = &config.augment {
+        a.apply(
+            &mut batch.x,
+            step_seed(config.seed ^ 0xA065_3E47, epoch, step),
+        )?;
+    }
+    Ok(())
 }
 
 /// Puts `model` back to `last_good` and describes the divergence.

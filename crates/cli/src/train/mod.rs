@@ -281,6 +281,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         seed: settings.run.seed,
         schedule,
         clip: settings.run.clip_norm.map_or(Clip::None, Clip::Norm),
+        augment: None,
     };
     let loss = CrossEntropy::default();
     let (new_records, diverged) = match train_loop(
