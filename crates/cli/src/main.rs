@@ -2,9 +2,9 @@
 //! a network's summary, or classify one test image.
 //!
 //! ```text
-//! retroprop train [--model mlp|cnn] [--epochs N] [--batch-size N | --full-batch] [--lr η] …
+//! retroprop train [--model mlp|cnn|resnet] [--epochs N] [--batch-size N | --full-batch] [--lr η] …
 //! retroprop eval --checkpoint FILE [--data DIR]
-//! retroprop summary [--model mlp|cnn|homework-cnn]
+//! retroprop summary [--model mlp|cnn|resnet|homework-cnn]
 //! retroprop predict --checkpoint FILE --index N [--data DIR]
 //! retroprop export --checkpoint FILE --out FILE.safetensors
 //! retroprop import --weights FILE.safetensors [--model mlp|cnn | --arch FILE] --out FILE
@@ -96,6 +96,8 @@ enum SummaryModel {
     Mlp,
     /// The small MNIST CNN.
     Cnn,
+    /// The residual MNIST CNN (conv–BN–ReLU, residual blocks, global average pooling).
+    Resnet,
     /// The CNN of question 3: 3×128×128 → conv → pool → conv.
     HomeworkCnn,
 }
@@ -229,6 +231,7 @@ fn summary(model: SummaryModel, hidden: usize) -> Result<(), String> {
     let net = match model {
         SummaryModel::Mlp => mnist_mlp::<f32>(hidden, Init::Zeros),
         SummaryModel::Cnn => mnist_cnn::<f32>(Init::Zeros),
+        SummaryModel::Resnet => networks::mnist_resnet::<f32>(Init::Zeros),
         SummaryModel::HomeworkCnn => homework_cnn::<f32>(Init::Zeros),
     }
     .map_err(|e| e.to_string())?;

@@ -3,7 +3,10 @@
 
 use retroprop_data::mnist;
 use retroprop_layers::Init;
-use retroprop_models::{ModelError, Sequential, Standardization, cnn_classifier, mlp_classifier};
+use retroprop_models::{
+    ModelError, ResNetOptions, Sequential, Standardization, cnn_classifier, mlp_classifier,
+    resnet_classifier,
+};
 
 /// MNIST's pixel standardisation, part of every network the program builds.
 const STANDARDIZATION: Standardization = Standardization {
@@ -23,4 +26,15 @@ pub fn mnist_mlp<T: retroprop_core::Scalar>(
 /// The small CNN on MNIST (two conv + ReLU + pool blocks and a dense classifier).
 pub fn mnist_cnn<T: retroprop_core::Scalar>(init: Init) -> Result<Sequential<T>, ModelError> {
     cnn_classifier(mnist::IMAGE, mnist::CLASSES, Some(STANDARDIZATION), init)
+}
+
+/// The residual CNN on MNIST (conv–BN–ReLU, two residual blocks, global average pooling).
+pub fn mnist_resnet<T: retroprop_core::Scalar>(init: Init) -> Result<Sequential<T>, ModelError> {
+    resnet_classifier(
+        mnist::IMAGE,
+        mnist::CLASSES,
+        Some(STANDARDIZATION),
+        ResNetOptions::default(),
+        init,
+    )
 }

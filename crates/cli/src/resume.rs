@@ -16,6 +16,8 @@ pub(crate) struct Resumed {
     pub(crate) optimizer: OptimizerState<f32>,
     pub(crate) done: usize,
     pub(crate) records: Vec<EpochRecord>,
+    /// The run's best.ckpt (with --val-split), kept unless a new epoch beats it.
+    pub(crate) best: Option<Vec<u8>>,
 }
 
 impl Resumed {
@@ -60,12 +62,18 @@ impl Resumed {
                     training.epochs_done
                 )
             })?;
+        let best = match std::fs::read(dir.join("best.ckpt")) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(format!("--resume {}: best.ckpt: {e}", dir.display())),
+        };
         Ok(Self {
             run,
             net,
             optimizer: training.optimizer,
             done: training.epochs_done,
             records,
+            best,
         })
     }
 }
@@ -80,7 +88,12 @@ fn parse_metrics(text: &str) -> Option<Vec<EpochRecord>> {
         .map(|line| {
             let v: Vec<&str> = line.split(',').collect();
             let f = |k: usize| v.get(k)?.parse::<f64>().ok();
-            (v.len() == 8).then_some(())?;
+            // an empty validation column: no --val-split
+            let g = |k: usize| match v.get(k) {
+                Some(&"") | None => Some(None),
+                Some(text) => text.parse::<f64>().ok().map(Some),
+            };
+            (v.len() == 8 || v.len() == 10).then_some(())?;
             Some(EpochRecord {
                 epoch: v[0].parse().ok()?,
                 learning_rate: f(1)?,
@@ -90,6 +103,8 @@ fn parse_metrics(text: &str) -> Option<Vec<EpochRecord>> {
                 test_accuracy: f(5)?,
                 train_seconds: f(6)?,
                 eval_seconds: f(7)?,
+                val_loss: g(8)?,
+                val_accuracy: g(9)?,
             })
         })
         .collect()
@@ -97,12 +112,12 @@ fn parse_metrics(text: &str) -> Option<Vec<EpochRecord>> {
 
 pub(crate) fn metrics_csv(records: &[EpochRecord]) -> String {
     let mut csv = String::from(
-        "epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,eval_seconds\n",
+        "epoch,learning_rate,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,eval_seconds,val_loss,val_accuracy\n",
     );
     for r in records {
         let _ = writeln!(
             csv,
-            "{},{},{:.6},{:.6},{:.6},{:.6},{:.4},{:.4}",
+            "{},{},{:.6},{:.6},{:.6},{:.6},{:.4},{:.4},{},{}",
             r.epoch,
             r.learning_rate,
             r.train_loss,
@@ -110,7 +125,9 @@ pub(crate) fn metrics_csv(records: &[EpochRecord]) -> String {
             r.test_loss,
             r.test_accuracy,
             r.train_seconds,
-            r.eval_seconds
+            r.eval_seconds,
+            r.val_loss.map_or(String::new(), |v| format!("{v:.6}")),
+            r.val_accuracy.map_or(String::new(), |v| format!("{v:.6}")),
         );
     }
     csv

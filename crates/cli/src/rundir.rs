@@ -21,7 +21,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// The files of a run; anything else in the directory is not ours to replace.
-pub const RUN_FILES: [&str; 3] = ["model.ckpt", "metrics.csv", "curves.svg"];
+pub const RUN_FILES: [&str; 4] = ["model.ckpt", "metrics.csv", "curves.svg", "best.ckpt"];
 
 /// A locked run directory.
 pub struct RunDir {

@@ -8,7 +8,7 @@ use retroprop_layers::{Init, LayerSpec};
 use retroprop_models::safetensors as st;
 use retroprop_models::{Sequential, checkpoint};
 
-use crate::networks::{mnist_cnn, mnist_mlp};
+use crate::networks::{mnist_cnn, mnist_mlp, mnist_resnet};
 
 /// The built-in networks a PyTorch file can be imported as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -17,6 +17,8 @@ pub enum ImportModel {
     Mlp,
     /// The small MNIST CNN (see docs/pytorch.md for its PyTorch module).
     Cnn,
+    /// The residual MNIST CNN (`retroprop summary --model resnet`; docs/pytorch.md).
+    Resnet,
 }
 
 /// Options of `retroprop export`.
@@ -116,6 +118,7 @@ pub fn import(args: &ImportArgs) -> Result<(), String> {
             let mut net = match (model, arch) {
                 (Some(ImportModel::Mlp), _) => mnist_mlp::<f32>(args.hidden as usize, Init::Zeros),
                 (Some(ImportModel::Cnn), _) => mnist_cnn::<f32>(Init::Zeros),
+                (Some(ImportModel::Resnet), _) => mnist_resnet::<f32>(Init::Zeros),
                 (None, Some(file)) => {
                     let text = std::fs::read_to_string(file)
                         .map_err(|e| format!("--arch {}: {e}", file.display()))?;

@@ -291,41 +291,37 @@ impl<T: Scalar> BatchNorm<T> {
         Ok((mean, var))
     }
 
-    fn gamma_beta(&self, k: usize) -> (T, T) {
-        let g = self.weight.as_ref().map_or(T::one(), |w| w.value()[k]);
-        let b = self.bias.as_ref().map_or(T::zero(), |b| b.value()[k]);
-        (g, b)
+    fn gamma(&self, k: usize) -> T {
+        self.weight.as_ref().map_or(T::one(), |w| w.value()[k])
     }
 
-    /// `y = γ (x − μ) s + β` per channel, with `s = 1/√(σ² + ε)`; also returns `x̂`.
-    fn normalise(
-        &self,
-        x: &DMatrix<T>,
-        spatial: usize,
-        mean: &[T],
-        inv_std: &[T],
-        keep_x_hat: bool,
-    ) -> (DMatrix<T>, Option<DMatrix<T>>) {
-        let mut y = x.clone();
-        let mut x_hat = keep_x_hat.then(|| x.clone());
+    /// `x ← x̂ = (x − μ) s` per channel, in place, with `s = 1/√(σ² + ε)`.
+    fn standardise(x: &mut DMatrix<T>, spatial: usize, mean: &[T], inv_std: &[T]) {
         let rows = x.nrows();
-        for (j, col) in y.as_mut_slice().chunks_exact_mut(rows).enumerate() {
-            for (k, block) in col.chunks_exact_mut(spatial).enumerate() {
-                let (g, b) = self.gamma_beta(k);
-                let (mu, s) = (mean[k], inv_std[k]);
-                for v in block.iter_mut() {
-                    *v = (*v - mu) * s;
-                }
-                if let Some(h) = x_hat.as_mut() {
-                    let start = j * rows + k * spatial;
-                    h.as_mut_slice()[start..start + spatial].copy_from_slice(block);
-                }
-                for v in block.iter_mut() {
-                    *v = g * *v + b;
-                }
+        if rows == 0 {
+            return;
+        }
+        for col in x.as_mut_slice().chunks_exact_mut(rows) {
+            for ((block, &mu), &s) in col.chunks_exact_mut(spatial).zip(mean).zip(inv_std) {
+                block.iter_mut().for_each(|v| *v = (*v - mu) * s);
             }
         }
-        (y, x_hat)
+    }
+
+    /// `y = γ x̂ + β` per channel (a copy of `x̂` without the affine map).
+    fn scale_shift(&self, x_hat: &DMatrix<T>, spatial: usize) -> DMatrix<T> {
+        let (Some(w), Some(b)) = (&self.weight, &self.bias) else {
+            return x_hat.clone();
+        };
+        let (w, b) = (w.value().as_slice(), b.value().as_slice());
+        let rows = x_hat.nrows();
+        let mut data = Vec::with_capacity(x_hat.len());
+        for col in x_hat.as_slice().chunks_exact(rows.max(1)) {
+            for ((block, &g), &beta) in col.chunks_exact(spatial).zip(w).zip(b) {
+                data.extend(block.iter().map(|&v| g * v + beta));
+            }
+        }
+        DMatrix::from_vec(rows, x_hat.ncols(), data)
     }
 
     fn inv_std(&self, var: &[T]) -> Vec<T> {
@@ -392,13 +388,21 @@ impl<T: Scalar> Layer<T> for BatchNorm<T> {
     }
 
     fn forward(&mut self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
-        let spatial = self.spatial(x)?;
-        let (mean, var) = self.batch_stats(x, spatial)?;
+        self.spatial(x)?;
+        self.forward_owned(x.clone())
+    }
+
+    /// Standardises the input in place into the `x̂` the backward pass keeps: one allocation
+    /// (the output) per call.
+    fn forward_owned(&mut self, mut x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let spatial = self.spatial(&x)?;
+        let (mean, var) = self.batch_stats(&x, spatial)?;
         let inv_std = self.inv_std(&var);
-        let (y, x_hat) = self.normalise(x, spatial, &mean, &inv_std, true);
+        Self::standardise(&mut x, spatial, &mean, &inv_std);
+        let y = self.scale_shift(&x, spatial);
         self.update_running(&mean, &var, x.ncols() * spatial);
         self.cache = Some(Cache {
-            x_hat: x_hat.expect("kept"),
+            x_hat: x,
             inv_std,
             spatial,
         });
@@ -433,23 +437,25 @@ impl<T: Scalar> Layer<T> for BatchNorm<T> {
             }
         }
         let m = T::lit((x_hat.ncols() * spatial) as f64);
-        let mut dx = grad_y.clone();
-        for (dcol, hcol) in dx
-            .as_mut_slice()
-            .chunks_exact_mut(rows)
+        let scale: Vec<T> = (0..c)
+            .map(|k| self.gamma(k) * cache.inv_std[k] / m)
+            .collect();
+        let mut data = Vec::with_capacity(grad_y.len());
+        for (gcol, hcol) in grad_y
+            .as_slice()
+            .chunks_exact(rows)
             .zip(x_hat.as_slice().chunks_exact(rows))
         {
-            for (k, (db, hb)) in dcol
-                .chunks_exact_mut(spatial)
+            for (k, (gb, hb)) in gcol
+                .chunks_exact(spatial)
                 .zip(hcol.chunks_exact(spatial))
                 .enumerate()
             {
-                let scale = self.gamma_beta(k).0 * cache.inv_std[k] / m;
-                for (d, &h) in db.iter_mut().zip(hb) {
-                    *d = scale * (m * *d - sum_g[k] - h * sum_gx[k]);
-                }
+                let (s, sg, sgx) = (scale[k], sum_g[k], sum_gx[k]);
+                data.extend(gb.iter().zip(hb).map(|(&g, &h)| s * (m * g - sg - h * sgx)));
             }
         }
+        let dx = DMatrix::from_vec(rows, grad_y.ncols(), data);
         if let Some(w) = self.weight.as_mut() {
             for (g, s) in w.grad_mut().iter_mut().zip(&sum_gx) {
                 *g += *s;
@@ -473,7 +479,9 @@ impl<T: Scalar> Layer<T> for BatchNorm<T> {
             None => self.batch_stats(x, spatial)?,
         };
         let inv_std = self.inv_std(&var);
-        Ok(self.normalise(x, spatial, &mean, &inv_std, false).0)
+        let mut x_hat = x.clone();
+        Self::standardise(&mut x_hat, spatial, &mean, &inv_std);
+        Ok(self.scale_shift(&x_hat, spatial))
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {

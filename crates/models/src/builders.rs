@@ -9,7 +9,7 @@ use retroprop_layers::{
 use crate::{ModelError, Sequential};
 
 /// Derives the seed of layer `k` from a network seed, so layers do not share weights.
-fn layer_init(init: Init, k: u64) -> Init {
+pub(crate) fn layer_init(init: Init, k: u64) -> Init {
     let derive = |seed: u64| seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(k);
     match init {
         Init::XavierUniform { seed } => Init::XavierUniform { seed: derive(seed) },
@@ -106,7 +106,7 @@ pub struct Standardization {
 }
 
 /// Starts a network on `input`, standardised if asked.
-fn start<T: Scalar>(
+pub(crate) fn start<T: Scalar>(
     input: Shape,
     standardize: Option<Standardization>,
 ) -> Result<Sequential<T>, ModelError> {

@@ -26,7 +26,7 @@ pub enum Verdict {
 /// ```
 /// use retroprop_models::{EarlyStopping, Verdict};
 ///
-/// let mut watch = EarlyStopping::new(2, 0.0).unwrap();
+/// let mut watch = EarlyStopping::new(3, 0.0).unwrap();
 /// let verdicts: Vec<Verdict> = [0.9, 0.5, 0.6, 0.5, 0.55]
 ///     .iter()
 ///     .enumerate()

@@ -45,6 +45,7 @@ mod early_stopping;
 mod error;
 mod guard;
 pub mod memory;
+mod resnet;
 pub mod safetensors;
 mod sequential;
 mod summary;
@@ -59,6 +60,7 @@ pub use retroprop_core::nalgebra;
 
 pub use error::ModelError;
 pub use memory::MemoryEstimate;
+pub use resnet::{ResNetOptions, resnet_classifier};
 /// The data a model trains on, from `retroprop-data` (below this crate).
 pub use retroprop_data::{InMemory, Source};
 pub use retroprop_layers::{Init, Layer, Shape};

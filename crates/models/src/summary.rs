@@ -4,7 +4,8 @@ use std::fmt;
 
 use retroprop_core::Scalar;
 use retroprop_layers::{
-    Conv2dConfig, DenseConfig, Layer, LayerSpec, MaxPool2dConfig, ParamKind, Shape,
+    BatchNormConfig, Conv2dConfig, DenseConfig, Layer, LayerNormConfig, LayerSpec, MaxPool2dConfig,
+    ParamKind, Shape,
 };
 use serde::Serialize;
 
@@ -72,8 +73,44 @@ fn details(spec: &LayerSpec) -> String {
             .map(|c| window(c.kernel, c.stride, c.padding))
             .unwrap_or_default(),
         "Sequential" => format!("{} layers", spec.children.len()),
+        "BatchNorm1d" | "BatchNorm2d" => spec
+            .config::<BatchNormConfig>()
+            .map(|c| {
+                let momentum = c
+                    .momentum
+                    .map_or("cumulative".to_string(), |m| format!("momentum {m}"));
+                let affine = if c.affine { "" } else { ", no affine" };
+                format!("{}, ε {:e}, {momentum}{affine}", c.num_features, c.eps)
+            })
+            .unwrap_or_default(),
+        "LayerNorm" => spec
+            .config::<LayerNormConfig>()
+            .map(|c| format!("{}, ε {:e}", c.features, c.eps))
+            .unwrap_or_default(),
+        "Residual" => residual_details(spec),
         _ if spec.config == "null" => String::new(),
         _ => spec.config.clone(),
+    }
+}
+
+/// `x + Conv2d–BatchNorm2d–Relu–…`: a residual block's body (a `Sequential`'s layers, or one
+/// layer) and its shortcut.
+fn residual_details(spec: &LayerSpec) -> String {
+    let kinds = |s: &LayerSpec| {
+        if s.kind == "Sequential" {
+            s.children
+                .iter()
+                .map(|c| c.kind.as_str())
+                .collect::<Vec<_>>()
+                .join("–")
+        } else {
+            s.kind.clone()
+        }
+    };
+    let body = spec.children.first().map(kinds).unwrap_or_default();
+    match spec.children.get(1) {
+        Some(projection) => format!("{} + {body}", kinds(projection)),
+        None => format!("x + {body}"),
     }
 }
 

@@ -630,3 +630,25 @@ fn a_state_dict_moves_every_tensor_by_path_and_a_bad_one_changes_nothing() {
     let err = load_state_dict(&mut same, &bad).unwrap_err().to_string();
     assert!(err.contains("`1.weight` is 4×3, given 3×4"), "{err}");
 }
+
+#[test]
+fn resnet_end_to_end_through_cross_entropy_with_dropout_held_off() {
+    use retroprop_models::{ResNetOptions, resnet_classifier};
+    // dropout 0: the function is deterministic; batch norm couples the 4 examples
+    let options = ResNetOptions {
+        width: 2,
+        dropout: 0.0,
+    };
+    let mut net =
+        resnet_classifier::<f64>((1, 8, 8), 3, MNIST, options, Init::HeNormal { seed: 9 }).unwrap();
+    let x = random(64, 4, 0.0, 1.0, 10);
+    let y = [0, 2, 1, 2];
+    let ce = CrossEntropy::default();
+    let config = Config {
+        max_entries: 24,
+        ..Config::default()
+    };
+    let report =
+        check_with_loss(&mut net, &x, objective(&ce, Target::Labels(&y)), &config).unwrap();
+    assert!(report.passed(), "{report}");
+}

@@ -2,11 +2,9 @@
 //! here through safetensors and predict what PyTorch predicted; ours export and come back bit
 //! for bit; hostile files are typed errors.
 
-use std::path::PathBuf;
-
 use nalgebra::DMatrix;
 use retroprop_core::Scalar;
-use retroprop_data::{Images, Mnist, Source, mnist};
+use retroprop_data::{Source, mnist};
 use retroprop_layers::{Init, Layer};
 use retroprop_models::safetensors::{self as st, TensorsError};
 use retroprop_models::{Sequential, Standardization, cnn_classifier, mlp_classifier};
@@ -17,14 +15,8 @@ const MNIST: Option<Standardization> = Some(Standardization {
     std: mnist::STD,
 });
 
-fn fixture(name: &str) -> Vec<u8> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch");
-    std::fs::read(dir.join(name)).unwrap()
-}
-
-fn test_images() -> Images {
-    Mnist::load_test(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")).unwrap()
-}
+mod torch_common;
+use torch_common::{fixture, test_images};
 
 /// The networks of the fixtures, as retroprop builds them (`Init::Zeros`: the file sets all).
 fn network<T: Scalar>(kind: &str) -> Sequential<T> {

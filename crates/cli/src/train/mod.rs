@@ -6,14 +6,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use retroprop_data::Images;
+use retroprop_data::{Augmentation, mnist};
 use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
 use retroprop_models::{
-    BatchSize, Clip, Evaluation, Event, FitConfig, MemoryEstimate, ModelError, Sequential, Summary,
-    TrainingState, checkpoint, evaluate, fit,
+    BatchSize, Clip, EarlyStopping, Evaluation, Event, FitConfig, MemoryEstimate, ModelError,
+    Sequential, Summary, TrainingState, Verdict, checkpoint, evaluate, fit,
 };
 
-use crate::networks::{mnist_cnn, mnist_mlp};
+use crate::networks::{mnist_cnn, mnist_mlp, mnist_resnet};
 use retroprop_optim::{Constant, Cosine, Exponential, OneCycle, Optimizer, Schedule, StepDecay};
 use serde::Serialize;
 
@@ -35,6 +36,7 @@ struct Settings {
     run: RunSettings,
     threads: usize,
     train_images: usize,
+    val_images: usize,
     test_images: usize,
 }
 
@@ -62,6 +64,12 @@ pub(crate) struct RunSettings {
     pub(crate) hidden: usize,
     pub(crate) seed: u64,
     pub(crate) limit: Option<u64>,
+    #[serde(default)]
+    pub(crate) augment: bool,
+    #[serde(default)]
+    pub(crate) val_split: Option<f64>,
+    #[serde(default)]
+    pub(crate) patience: Option<usize>,
 }
 
 /// One line of metrics.csv.
@@ -75,6 +83,9 @@ pub(crate) struct EpochRecord {
     pub(crate) test_accuracy: f64,
     pub(crate) train_seconds: f64,
     pub(crate) eval_seconds: f64,
+    /// On the validation set held out by --val-split.
+    pub(crate) val_loss: Option<f64>,
+    pub(crate) val_accuracy: Option<f64>,
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, without a date library (Howard Hinnant's civil-from-days).
@@ -157,10 +168,15 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         mnist.train = mnist.train.take(n);
         mnist.test = mnist.test.take((n / 6).max(1));
     }
+    let val = match run.val_split {
+        Some(fraction) => Some(hold_out(&mut mnist.train, fraction, run.seed)?),
+        None => None,
+    };
     let settings = Settings {
         run,
         threads: rayon::current_num_threads(),
         train_images: mnist.train.len(),
+        val_images: val.as_ref().map_or(0, Images::len),
         test_images: mnist.test.len(),
     };
     let budget = Budget::new(args.memory_budget);
@@ -178,8 +194,8 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
             "choose a smaller --hidden",
         )?;
     }
-    let (mut net, mut records, done, optimizer_state) = match resumed {
-        Some(r) => (r.net, r.records, r.done, Some(r.optimizer)),
+    let (mut net, mut records, done, optimizer_state, best) = match resumed {
+        Some(r) => (r.net, r.records, r.done, Some(r.optimizer), r.best),
         None => {
             let seed = settings.run.seed;
             let net = match settings.run.model {
@@ -187,9 +203,10 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
                     mnist_mlp::<f32>(settings.run.hidden, Init::XavierUniform { seed })
                 }
                 ModelKind::Cnn => mnist_cnn::<f32>(Init::HeUniform { seed }),
+                ModelKind::Resnet => mnist_resnet::<f32>(Init::HeNormal { seed }),
             }
             .map_err(|e| e.to_string())?;
-            (net, Vec::new(), 0, None)
+            (net, Vec::new(), 0, None, None)
         }
     };
     // the test set is checked now, not after the first epoch
@@ -281,13 +298,36 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         seed: settings.run.seed,
         schedule,
         clip: settings.run.clip_norm.map_or(Clip::None, Clip::Norm),
-        augment: None,
+        augment: if settings.run.augment {
+            Some(Augmentation::new(mnist::IMAGE, 2, 10.0).map_err(|e| e.to_string())?)
+        } else {
+            None
+        },
+    };
+    let mut validation = match &val {
+        Some(set) => {
+            // without --patience the best model is still kept; training never stops early
+            let patience = settings.run.patience.unwrap_or(usize::MAX);
+            let mut watch = EarlyStopping::new(patience, 0.0).map_err(|e| e.to_string())?;
+            for r in &records {
+                if let Some(v) = r.val_loss {
+                    watch.update(r.epoch, v);
+                }
+            }
+            Some(Validation {
+                set,
+                watch,
+                best_bytes: best,
+            })
+        }
+        None => None,
     };
     let loss = CrossEntropy::default();
     let (new_records, diverged) = match train_loop(
         &mut net,
         &mnist.train,
         &mnist.test,
+        validation.as_mut(),
         optimizer.as_mut(),
         &config,
         &settings,
@@ -296,6 +336,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         Ok(records) => (records, None),
         Err(Stop::Diverged { records, error }) => (records, Some(error)),
         Err(Stop::Failed(error)) => return Err(flag_hint(&error, &settings)),
+        Err(Stop::Message(message)) => return Err(message),
     };
     if let Some(error) = &diverged
         && new_records.is_empty()
@@ -329,12 +370,20 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         &col(|r| r.train_accuracy),
         &col(|r| r.test_accuracy),
     );
-    // the three files replace the previous run together, or not at all
-    run_dir.commit(&[
+    let metrics = metrics_csv(&records);
+    let mut files: Vec<(&str, &[u8])> = vec![
         ("model.ckpt", &model_bytes),
-        ("metrics.csv", metrics_csv(&records).as_bytes()),
+        ("metrics.csv", metrics.as_bytes()),
         ("curves.svg", curves.as_bytes()),
-    ])?;
+    ];
+    let best = validation
+        .as_ref()
+        .and_then(|v| Some((v.watch.best()?, v.best_bytes.as_ref()?)));
+    if let Some((_, bytes)) = best {
+        files.push(("best.ckpt", bytes));
+    }
+    // the files replace the previous run together, or not at all
+    run_dir.commit(&files)?;
     let train_seconds: f64 = records.iter().map(|r| r.train_seconds).sum();
     if let Some(error) = &diverged {
         return Err(format!(
@@ -354,6 +403,12 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
             "epochs": records,
             "confusion": final_eval.confusion,
             "checkpoint": ckpt,
+            "best": best.map(|((epoch, val_loss), _)| serde_json::json!({
+                "epoch": epoch,
+                "val_loss": val_loss,
+                "checkpoint": out.join("best.ckpt"),
+            })),
+            "stopped_early": records.len() < settings.run.epochs,
             "out": out,
         });
         println!("{doc}");
@@ -368,8 +423,34 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
             ckpt.display(),
             started.elapsed().as_secs_f64()
         );
+        if let Some(((epoch, val_loss), _)) = best {
+            println!(
+                "best validation loss {val_loss:.4} at epoch {epoch}: {}",
+                out.join("best.ckpt").display()
+            );
+        }
     }
     Ok(())
+}
+
+/// The validation set of --val-split, the early-stopping watch and the best model's bytes.
+struct Validation<'a> {
+    set: &'a Images,
+    watch: EarlyStopping,
+    best_bytes: Option<Vec<u8>>,
+}
+
+/// Holds out `fraction` of `train` (at least one image, at most all but one), chosen by a
+/// seeded shuffle.
+fn hold_out(train: &mut Images, fraction: f64, seed: u64) -> Result<Images, String> {
+    let n = train.len();
+    let held = ((n as f64 * fraction).round() as usize).max(1);
+    if held >= n {
+        return Err(format!(
+            "--val-split {fraction} of {n} training images leaves none to train on: choose a smaller fraction"
+        ));
+    }
+    Ok(train.split_validation(held, seed ^ 0x7A11_DA7E))
 }
 
 /// Why training stopped before its last epoch.
@@ -380,8 +461,10 @@ enum Stop {
         records: Vec<EpochRecord>,
         error: ModelError,
     },
-    /// Anything else.
+    /// Anything else the library reports.
     Failed(ModelError),
+    /// A failure of this program's own.
+    Message(String),
 }
 
 /// The library's message, with the flags of this program that change what went wrong.
@@ -400,10 +483,12 @@ fn flag_hint(error: &ModelError, settings: &Settings) -> String {
 }
 
 /// Runs `fit` with a progress bar per epoch and a test evaluation after each epoch.
+#[allow(clippy::too_many_arguments)]
 fn train_loop(
     net: &mut Sequential<f32>,
     train: &Images,
     test: &Images,
+    mut validation: Option<&mut Validation<'_>>,
     optimizer: &mut dyn Optimizer<f32>,
     config: &FitConfig,
     settings: &Settings,
@@ -417,6 +502,7 @@ fn train_loop(
     let mut epoch_started = Instant::now();
     let mut records = Vec::new();
     let mut failure: Option<ModelError> = None;
+    let mut unsaved: Option<String> = None;
     let fitted = fit(net, train, &loss, optimizer, config, |event, model| {
         match event {
             Event::Step {
@@ -452,6 +538,31 @@ fn train_loop(
                         return ControlFlow::Break(());
                     }
                 };
+                let mut verdict = None;
+                let val = match validation.as_deref_mut() {
+                    Some(v) => match evaluate(model, v.set, &loss) {
+                        Ok(val) => {
+                            let seen = v.watch.update(stats.epoch, val.loss);
+                            if seen == Verdict::Improved {
+                                match checkpoint::to_bytes(model) {
+                                    Ok(bytes) => v.best_bytes = Some(bytes),
+                                    Err(e) => {
+                                        unsaved =
+                                            Some(format!("cannot encode the best model: {e}"));
+                                        return ControlFlow::Break(());
+                                    }
+                                }
+                            }
+                            verdict = Some(seen);
+                            Some(val)
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                    },
+                    None => None,
+                };
                 let record = EpochRecord {
                     epoch: stats.epoch,
                     learning_rate: stats.learning_rate,
@@ -461,11 +572,16 @@ fn train_loop(
                     test_accuracy: ev.accuracy,
                     train_seconds: stats.seconds,
                     eval_seconds: t.elapsed().as_secs_f64(),
+                    val_loss: val.as_ref().map(|v| v.loss),
+                    val_accuracy: val.as_ref().map(|v| v.accuracy),
                 };
+                let val_text = val.as_ref().map_or(String::new(), |v| {
+                    format!(" | val loss {:.4} acc {:.2}%", v.loss, 100.0 * v.accuracy)
+                });
                 say(
                     json,
                     &format!(
-                        "epoch {:>2}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.2} s ({:.0} images/s)",
+                        "epoch {:>2}/{}: train loss {:.4} acc {:.2}%{val_text} | test loss {:.4} acc {:.2}% | {:.2} s ({:.0} images/s)",
                         record.epoch,
                         settings.run.epochs,
                         record.train_loss,
@@ -477,12 +593,25 @@ fn train_loop(
                     ),
                 );
                 records.push(record);
+                if verdict == Some(Verdict::Stop) {
+                    let patience = settings.run.patience.unwrap_or(0);
+                    say(
+                        json,
+                        &format!(
+                            "early stop: the validation loss has not improved for {patience} epochs"
+                        ),
+                    );
+                    return ControlFlow::Break(());
+                }
             }
         }
         ControlFlow::Continue(())
     });
     if let Some(b) = bar.take() {
         b.finish_and_clear();
+    }
+    if let Some(message) = unsaved {
+        return Err(Stop::Message(message));
     }
     match (fitted, failure) {
         (_, Some(e)) => Err(Stop::Failed(e)),

@@ -34,9 +34,9 @@ pub enum TensorsError {
         /// The largest accepted.
         limit: u64,
     },
-    /// A tensor has a dtype other than F32 and F64.
+    /// A tensor has a dtype other than F32, F64 and I64.
     #[error(
-        "tensor `{tensor}` is {dtype}: only F32 and F64 load (convert it with tensor.float() or .double() before saving)"
+        "tensor `{tensor}` is {dtype}: only F32, F64 and I64 (counts) load (convert it with tensor.float() or .double() before saving)"
     )]
     Dtype {
         /// The tensor's name in the file.

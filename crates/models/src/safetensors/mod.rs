@@ -134,6 +134,15 @@ pub fn to_bytes<T: Scalar>(model: &Sequential<T>) -> Result<Vec<u8>, TensorsErro
     for place in names::placements(&spec, &tensor_shapes(model)) {
         let m = &dict[&place.ours];
         match place.torch {
+            Some(name) if place.shape.is_empty() && place.ours.ends_with(names::COUNT) => {
+                // PyTorch's int64 count, so that load_state_dict finds the dtype it has
+                let owned = Owned {
+                    dtype: Dtype::I64,
+                    shape: place.shape,
+                    data: (m[0].to_f64() as i64).to_le_bytes().to_vec(),
+                };
+                tensors.insert(name, owned);
+            }
             Some(name) => {
                 let mut data = Vec::with_capacity(m.len() * T::BYTES);
                 // row-major: PyTorch's layout of the same matrix
@@ -343,7 +352,7 @@ fn load_parsed<T: Scalar>(
 }
 
 /// Writes row-major little-endian values of `dtype` into the column-major `target` (same
-/// shape, already checked), converting F32 or F64 to `T`.
+/// shape, already checked), converting F32, F64 or I64 to `T`.
 fn fill_row_major<T: Scalar>(
     target: &mut DMatrix<T>,
     dtype: Dtype,
@@ -354,6 +363,8 @@ fn fill_row_major<T: Scalar>(
     let read: fn(&[u8]) -> f64 = match dtype {
         Dtype::F32 => |b| f64::from(f32::from_le_bytes(b.try_into().expect("4 bytes"))),
         Dtype::F64 => |b| f64::from_le_bytes(b.try_into().expect("8 bytes")),
+        // a count (BatchNorm's num_batches_tracked), exact below 2⁵³
+        Dtype::I64 => |b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f64,
         other => {
             return Err(TensorsError::Dtype {
                 tensor: name.to_string(),

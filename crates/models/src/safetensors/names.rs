@@ -6,9 +6,15 @@
 //! `Standardize`, a preprocessing step a PyTorch user does outside the model (in a transform),
 //! so it takes no index: our `[Standardize, Dense, Softplus, Dense]` is PyTorch's
 //! `[Linear, Softplus, Linear]`, with tensors `0.weight`, `0.bias`, `2.weight`, `2.bias`.
-//! Its mean and std travel in the file's metadata instead.
+//! Its mean and std travel in the file's metadata instead. A `Residual` is a module with the
+//! attributes `body` and `shortcut` (`4.body.0.weight`, `4.shortcut.weight`), and a
+//! `BatchNorm`'s buffers keep PyTorch's names (`running_mean`, `running_var`,
+//! `num_batches_tracked`, which PyTorch stores as int64 and retroprop reads as a count).
 
 use retroprop_layers::{Conv2dConfig, LayerSpec};
+
+/// The one integer tensor of a PyTorch state dict we have: BatchNorm's batch count.
+pub(super) const COUNT: &str = "num_batches_tracked";
 
 /// Where one of our tensors goes in a PyTorch state dict.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +35,10 @@ fn torch_shape(spec: &LayerSpec, rows: usize, cols: usize, name: &str) -> Vec<us
         && let Ok(c) = spec.config::<Conv2dConfig>()
     {
         return vec![c.out_channels, c.in_channels, c.kernel.h, c.kernel.w];
+    }
+    if name == COUNT && rows * cols == 1 {
+        // PyTorch's 0-dimensional int64 count
+        return Vec::new();
     }
     if cols == 1 {
         vec![rows]
@@ -54,6 +64,19 @@ fn leaves(spec: &LayerSpec) -> Vec<Node<'_>> {
         torch: Some(String::new()),
     }];
     while let Some(node) = stack.pop() {
+        if node.spec.kind == "Residual" {
+            // a PyTorch block with the attributes `body` and `shortcut`, as retroprop's paths
+            let children = node.spec.children.iter().zip(["body.", "shortcut."]);
+            let children: Vec<Node<'_>> = children
+                .map(|(child, name)| Node {
+                    spec: child,
+                    ours: format!("{}{name}", node.ours),
+                    torch: node.torch.as_ref().map(|t| format!("{t}{name}")),
+                })
+                .collect();
+            stack.extend(children.into_iter().rev());
+            continue;
+        }
         if node.spec.kind != "Sequential" {
             out.push(node);
             continue;
