@@ -7,12 +7,16 @@
 //! retroprop summary [--model mlp|cnn|resnet|homework-cnn]
 //! retroprop predict --checkpoint FILE --index N [--data DIR]
 //! retroprop export --checkpoint FILE --out FILE.safetensors
-//! retroprop import --weights FILE.safetensors [--model mlp|cnn | --arch FILE] --out FILE
+//! retroprop import --weights FILE.safetensors [--model mlp|cnn|resnet | --arch FILE] --out FILE
+//! retroprop explain mlp|binary|cnn|conv1d [--json] …
+//! retroprop check ANSWERS.json
 //! ```
 //!
 //! `eval` and `predict` take a checkpoint or a safetensors export, told apart by content.
 
 mod budget;
+mod check;
+mod explain;
 mod networks;
 mod optimizers;
 mod plot;
@@ -72,6 +76,11 @@ enum Command {
     Export(weights::ExportArgs),
     /// Read a safetensors file (from PyTorch or `export`) into a checkpoint.
     Import(weights::ImportArgs),
+    /// Every quantity of the homework on a small instance, with its formula and value.
+    Explain(explain::ExplainArgs),
+    /// Grade a student's answers (the schema of `explain --json`) and name each mistake;
+    /// exits with 1 if any answer is wrong.
+    Check(check::CheckArgs),
     /// Classify one test image: the digit, its probabilities, and the image.
     Predict {
         /// The checkpoint written by `retroprop train` (or a safetensors export).
@@ -152,6 +161,16 @@ fn main() -> ExitCode {
         Command::Summary { model, hidden } => summary(model, hidden as usize),
         Command::Export(args) => weights::export(&args),
         Command::Import(args) => weights::import(&args),
+        Command::Explain(args) => explain::run(args),
+        Command::Check(args) => match check::run(&args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(e) => {
+                // 2, not 1: a teacher's script tells an unreadable file from wrong answers
+                eprintln!("retroprop: error: {e}");
+                return ExitCode::from(2);
+            }
+        },
         Command::Predict {
             checkpoint,
             index,
