@@ -93,24 +93,20 @@ fn details(spec: &LayerSpec) -> String {
     }
 }
 
-/// `x + Conv2d–BatchNorm2d–Relu–…`: a residual block's body (a `Sequential`'s layers, or one
-/// layer) and its shortcut.
+/// `skip + 5 layers` (identity shortcut around a body of five layers), `Conv2d + Dense` (a
+/// projection shortcut around one layer): a residual block in the width of the column.
 fn residual_details(spec: &LayerSpec) -> String {
-    let kinds = |s: &LayerSpec| {
+    let describe = |s: &LayerSpec| {
         if s.kind == "Sequential" {
-            s.children
-                .iter()
-                .map(|c| c.kind.as_str())
-                .collect::<Vec<_>>()
-                .join("–")
+            format!("{} layers", s.children.len())
         } else {
             s.kind.clone()
         }
     };
-    let body = spec.children.first().map(kinds).unwrap_or_default();
+    let body = spec.children.first().map(describe).unwrap_or_default();
     match spec.children.get(1) {
-        Some(projection) => format!("{} + {body}", kinds(projection)),
-        None => format!("x + {body}"),
+        Some(projection) => format!("{} + {body}", describe(projection)),
+        None => format!("skip + {body}"),
     }
 }
 

@@ -119,6 +119,57 @@ pub fn layers(suite: &mut Suite) {
             }
         },
     );
+    for (name, approximate) in [
+        ("exact", retroprop_layers::GeluApproximation::None),
+        ("tanh", retroprop_layers::GeluApproximation::Tanh),
+    ] {
+        suite.add_layer(
+            format!("layers/gelu/{name}"),
+            G,
+            format!("GELU ({name}) on 7 features in [−6, 6], batch 4"),
+            move || Ok(Box::new(retroprop_layers::Gelu::new(approximate))),
+            random(7, 4, -6.0, 6.0, 45),
+            Config::default(),
+        );
+    }
+    for (name, config) in [
+        ("affine", retroprop_layers::LayerNormConfig::new(6)),
+        (
+            "no-affine",
+            retroprop_layers::LayerNormConfig::new(6).elementwise_affine(false),
+        ),
+    ] {
+        suite.add_layer(
+            format!("layers/layernorm/{name}"),
+            G,
+            format!("LayerNorm over 6 values ({name}), batch 4"),
+            move || {
+                let mut ln = retroprop_layers::LayerNorm::new(config)?;
+                if config.elementwise_affine {
+                    // γ, β away from 1, 0 so that their gradients matter
+                    ln.set_param("weight", random(6, 1, 0.5, 1.5, 46))?;
+                    ln.set_param("bias", random(6, 1, -0.5, 0.5, 47))?;
+                }
+                Ok(Box::new(ln))
+            },
+            random(6, 4, -3.0, 3.0, 48),
+            Config::default(),
+        );
+    }
+    suite.add_layer(
+        "layers/residual/projection",
+        G,
+        "Residual: Dense 5→3 body + Dense 5→3 projection (J_fᵀ g + J_Pᵀ g)",
+        || {
+            Ok(Box::new(retroprop_layers::Residual::with_projection(
+                Dense::<f64>::new(5, 3, Init::PyTorchDefault { seed: 49 })?,
+                Dense::<f64>::new(5, 3, Init::PyTorchDefault { seed: 50 })?,
+            )))
+        },
+        random(5, 3, -2.0, 2.0, 51),
+        Config::default(),
+    );
+    super::norms::batch_norms(suite);
     suite.add_layer(
         "layers/softmax/large",
         G,
@@ -521,6 +572,33 @@ pub fn models(suite: &mut Suite) {
                 TargetData::Labels(vec![3, 8]),
                 Config {
                     max_entries: 64,
+                    ..Config::default()
+                },
+            )
+        },
+    );
+    suite.add(
+        "models/resnet",
+        G,
+        "residual CNN (conv–BN–ReLU, residual blocks, global pool), width 2 on 1×8×8, batch 4",
+        || {
+            let options = retroprop_models::ResNetOptions {
+                width: 2,
+                dropout: 0.0,
+            };
+            end_to_end(
+                retroprop_models::resnet_classifier(
+                    (1, 8, 8),
+                    3,
+                    None,
+                    options,
+                    Init::HeNormal { seed: 9 },
+                ),
+                random(64, 4, 0.0, 1.0, 10),
+                Box::new(CrossEntropy::default()),
+                TargetData::Labels(vec![0, 2, 1, 2]),
+                Config {
+                    max_entries: 48,
                     ..Config::default()
                 },
             )

@@ -4,6 +4,7 @@
 mod definitions;
 mod homework;
 mod library;
+mod norms;
 
 use std::io::Write;
 

@@ -125,7 +125,9 @@ pub struct TrainArgs {
     /// Continue the run in this directory up to --epochs in total (Lightning's max_epochs):
     /// its model, optimizer state, shuffling and schedule come back from its model.ckpt, and
     /// the result is the run that never stopped, byte for byte. The run's own settings are
-    /// kept, so the flags that would change them are refused.
+    /// kept, so the flags that would change them are refused. A schedule that depends on the
+    /// total (cosine, one-cycle) is recomputed for the new --epochs: the run then continues a
+    /// longer schedule, which a run of that length in one go would have followed from the start.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "model", "batch_size", "full_batch", "lr", "momentum", "weight_decay", "lr_step",
         "lr_gamma", "hidden", "seed", "limit", "out", "optimizer", "clip_norm", "schedule",
