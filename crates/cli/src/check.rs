@@ -20,7 +20,7 @@ use clap::Args;
 use retroprop_layers::nalgebra::DMatrix;
 use serde::Deserialize;
 
-use crate::explain::quantity::{Quantity, number, rows, value_text};
+use crate::explain::quantity::{Quantity, rows, value_text, wrap};
 use crate::explain::{Instance, binary, cnn, cnn_steps, conv1d, mlp, mlp_mistakes, quantities};
 
 /// Options of `retroprop check`.
@@ -195,35 +195,36 @@ pub fn run(args: &CheckArgs) -> Result<bool, String> {
             right += 1;
             continue;
         }
-        println!(
-            "WRONG  {label} yours {}, right {}",
+        let mut out = String::new();
+        let verdict = format!(
+            "{label} yours {}, right {}",
             text(v, q.shape),
             value_text(&q.value)
         );
-        let diagnosis = mistakes(&answers.instance, &truth, &q.name)
+        wrap(&mut out, "WRONG  ", &verdict);
+        let found = mistakes(&answers.instance, &truth, &q.name)
             .into_iter()
             .find(|(_, _, m)| close(v, m));
-        match diagnosis {
+        let diagnosis = match found {
             Some((what, section, _)) => {
-                println!("       the known mistake: {what} (docs/homework.md, {section})");
+                format!("the known mistake: {what} (docs/homework.md, {section})")
             }
             None => match from_student_inputs(&answers.instance, &q.name, &given, &wrong) {
-                Some((value, inputs)) if close(v, &value) => println!(
-                    "       consistent with your value of {}: right from there; fix that one first",
+                Some((value, inputs)) if close(v, &value) => format!(
+                    "consistent with your value of {}: right from there; fix that one first",
                     inputs.join(" and ")
                 ),
-                _ => println!(
-                    "       no known mistake gives it; recompute {} = {}",
+                _ => format!(
+                    "no known mistake gives it; recompute {} = {}",
                     q.symbol, q.formula
                 ),
             },
-        }
+        };
+        wrap(&mut out, "       ", &diagnosis);
+        print!("{out}");
         wrong.push(q.name.clone());
     }
-    let tolerance = format!(
-        "|yours − right| ≤ 0.005 + 1% of |right| ({} at 1)",
-        number(0.015)
-    );
+    let tolerance = "each value within 0.005 + 1% of the right one";
     println!(
         "\n{right} of {} right ({tolerance}){}",
         right + wrong.len(),

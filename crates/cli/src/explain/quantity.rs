@@ -184,7 +184,7 @@ fn block(out: &mut String, lead: &str, value: &Rows, note: &str) {
 }
 
 /// Writes `text` after `lead`, continuing on indented lines at 80 columns.
-fn wrap(out: &mut String, lead: &str, text: &str) {
+pub fn wrap(out: &mut String, lead: &str, text: &str) {
     let width = 80 - lead.chars().count();
     let mut line = String::new();
     let mut first = true;
