@@ -108,6 +108,13 @@ pub enum ModelError {
         /// The value given.
         value: usize,
     },
+    /// Data-parallel training cannot go on: a rank's parameters differ, a layer is not
+    /// supported, or the communication failed.
+    #[error("distributed training: {detail}")]
+    Collective {
+        /// What went wrong, naming the rank.
+        detail: String,
+    },
     /// An early-stopping threshold outside its domain.
     #[error("early stopping: min_delta = {min_delta} is invalid: must be finite and ≥ 0")]
     EarlyStopping {

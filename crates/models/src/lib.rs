@@ -41,6 +41,7 @@
 
 mod builders;
 pub mod checkpoint;
+pub mod collective;
 mod early_stopping;
 mod error;
 mod guard;

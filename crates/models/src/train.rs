@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use retroprop_data::{Augmentation, Batch, EpochOrder, Source};
 
+use crate::collective::{CHUNK, DataParallel, check_replicas, sharded_gradient};
 use crate::{MemoryEstimate, ModelError, Sequential, guard};
 
 /// How many examples each optimizer step sees.
@@ -46,6 +47,9 @@ pub struct FitConfig {
     /// Random distortions of each training batch (none by default), seeded from `seed`, the
     /// epoch and the step like dropout, so runs repeat and resume bit for bit.
     pub augment: Option<Augmentation>,
+    /// Data-parallel training over several processes (none by default; see
+    /// [`collective`](crate::collective)).
+    pub parallel: Option<DataParallel>,
 }
 
 /// Gradient clipping applied after the backward pass and before each optimizer step.
@@ -84,7 +88,14 @@ impl FitConfig {
             schedule: Box::new(Constant),
             clip: Clip::None,
             augment: None,
+            parallel: None,
         }
+    }
+
+    /// Training data-parallel over `parallel`'s processes.
+    pub fn data_parallel(mut self, parallel: DataParallel) -> Self {
+        self.parallel = Some(parallel);
+        self
     }
 
     /// With data augmentation of every training batch.
@@ -183,7 +194,7 @@ fn predicted_class<T: Scalar>(column: &[T]) -> usize {
     best
 }
 
-fn correct<T: Scalar>(logits: &DMatrix<T>, labels: &[usize]) -> usize {
+pub(crate) fn correct<T: Scalar>(logits: &DMatrix<T>, labels: &[usize]) -> usize {
     let rows = logits.nrows().max(1);
     logits
         .as_slice()
@@ -274,6 +285,9 @@ fn fit_on_worker<T: Scalar>(
     mut callback: impl FnMut(&Event<'_>, &Sequential<T>) -> ControlFlow<()>,
 ) -> Result<FitReport, ModelError> {
     check_source(model, data)?;
+    if let Some(par) = &config.parallel {
+        check_replicas(model, par.collective.as_ref())?;
+    }
     if config.epochs == 0 {
         return Err(ModelError::Setting {
             name: "epochs",
@@ -318,25 +332,43 @@ fn fit_on_worker<T: Scalar>(
             BatchSize::Mini(size) => {
                 let total_steps = n.div_ceil(size);
                 for indices in order.next_epoch().chunks(size) {
-                    batch.load(data, indices);
-                    augment(config, &mut batch, epoch, steps + 1)?;
-                    model.reseed(step_seed(config.seed, epoch, steps + 1));
-                    model.zero_grad();
-                    let logits = model.forward(&batch.x)?;
-                    let out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
-                    let batch_loss = out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
+                    let step = steps + 1;
+                    let (batch_loss, batch_hits) = match &config.parallel {
+                        Some(par) => {
+                            let t = sharded_gradient(
+                                model,
+                                data,
+                                loss,
+                                indices,
+                                indices.len(),
+                                CHUNK,
+                                par,
+                                &mut |m, b, k| prepare_chunk(config, m, b, epoch, step, k),
+                            )?;
+                            (t.loss_sum, t.hits)
+                        }
+                        None => {
+                            batch.load(data, indices);
+                            augment(config, &mut batch, epoch, step)?;
+                            model.reseed(step_seed(config.seed, epoch, step));
+                            model.zero_grad();
+                            let logits = model.forward(&batch.x)?;
+                            let out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
+                            model.backward_params(&out.grad)?;
+                            let sum = out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
+                            (sum, correct(&logits, &batch.labels))
+                        }
+                    };
                     if !batch_loss.is_finite() {
                         let what = "the loss".to_string();
-                        let step = steps + 1;
                         return Err(diverged(
                             model, &last_good, report, epoch, step, what, batch_loss,
                         ));
                     }
-                    model.backward_params(&out.grad)?;
                     config.clip.apply(model)?;
                     optimizer.step(model)?;
                     loss_sum += batch_loss;
-                    hits += correct(&logits, &batch.labels);
+                    hits += batch_hits;
                     seen += indices.len();
                     steps += 1;
                     let event = Event::Step {
@@ -356,23 +388,37 @@ fn fit_on_worker<T: Scalar>(
             }
             BatchSize::Full => {
                 // ∇R̂ over all n examples = Σ over chunks of each chunk's summed gradient / n
-                model.reseed(step_seed(config.seed, epoch, 1));
-                model.zero_grad();
-                for (chunk, indices) in order.current().chunks(full_chunk).enumerate() {
-                    batch.load(data, indices);
-                    augment(config, &mut batch, epoch, chunk + 1)?;
-                    let logits = model.forward(&batch.x)?;
-                    let mut out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
-                    if loss.reduction() == Reduction::Mean {
-                        let weight = T::lit(indices.len() as f64 / n as f64);
-                        for g in out.grad.as_mut_slice() {
-                            *g *= weight;
+                if let Some(par) = &config.parallel {
+                    let t = sharded_gradient(
+                        model,
+                        data,
+                        loss,
+                        order.current(),
+                        n,
+                        full_chunk,
+                        par,
+                        &mut |m, b, k| prepare_chunk(config, m, b, epoch, 1, k),
+                    )?;
+                    (loss_sum, hits, seen) = (t.loss_sum, t.hits, n);
+                } else {
+                    model.reseed(step_seed(config.seed, epoch, 1));
+                    model.zero_grad();
+                    for (chunk, indices) in order.current().chunks(full_chunk).enumerate() {
+                        batch.load(data, indices);
+                        augment(config, &mut batch, epoch, chunk + 1)?;
+                        let logits = model.forward(&batch.x)?;
+                        let mut out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
+                        if loss.reduction() == Reduction::Mean {
+                            let weight = T::lit(indices.len() as f64 / n as f64);
+                            for g in out.grad.as_mut_slice() {
+                                *g *= weight;
+                            }
                         }
+                        model.backward_params(&out.grad)?;
+                        loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
+                        hits += correct(&logits, &batch.labels);
+                        seen += indices.len();
                     }
-                    model.backward_params(&out.grad)?;
-                    loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
-                    hits += correct(&logits, &batch.labels);
-                    seen += indices.len();
                 }
                 if !loss_sum.is_finite() {
                     let what = "the loss".to_string();
@@ -433,6 +479,22 @@ fn step_seed(seed: u64, epoch: usize, step: usize) -> u64 {
         h = (h ^ v).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
     }
     h
+}
+
+/// Seeds and distorts chunk `k` of a step of distributed training: from the run, the epoch,
+/// the step and `k` only, so whichever rank computes the chunk computes the same thing.
+fn prepare_chunk<T: Scalar>(
+    config: &FitConfig,
+    model: &mut Sequential<T>,
+    batch: &mut Batch<T>,
+    epoch: usize,
+    step: usize,
+    k: usize,
+) -> Result<(), ModelError> {
+    let chunk_step = step.wrapping_mul(1 << 20).wrapping_add(k);
+    augment(config, batch, epoch, chunk_step)?;
+    model.reseed(step_seed(config.seed, epoch, chunk_step));
+    Ok(())
 }
 
 /// Distorts a training batch if the run augments, with a seed of the run, epoch and step

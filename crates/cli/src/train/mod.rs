@@ -298,6 +298,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         seed: settings.run.seed,
         schedule,
         clip: settings.run.clip_norm.map_or(Clip::None, Clip::Norm),
+        parallel: None,
         augment: if settings.run.augment {
             Some(Augmentation::new(mnist::IMAGE, 2, 10.0).map_err(|e| e.to_string())?)
         } else {

@@ -1,0 +1,235 @@
+//! Data-parallel training: the gradient of each step computed by several processes, each on its
+//! share of the batch, and combined so that every process applies the same update.
+//!
+//! ```text
+//! a step's batch (B examples, or all n for full-batch descent) → fixed chunks of C examples
+//!   (C = CHUNK for a mini-batch, the memory-bounded chunk for the full batch: neither depends
+//!   on the number of processes P)
+//! chunk k is computed by rank k mod P, from zero: g_k = ∇ of (|chunk k| / B) · mean loss
+//! Reproducible: every rank gathers every g_k and sums them in the order k = 0, 1, 2, …
+//!   — the same additions in the same order for any P: bit-identical parameters for P = 1, 2, 3, …
+//!   cost: each rank receives all ⌈B/C⌉ chunk gradients (⌈B/C⌉ · n_θ values) per step
+//! Fast: each rank sums its own chunks, then one all-reduce of n_θ values (MPI's order: equal to
+//!   the reproducible result within rounding, not bit for bit)
+//! ```
+//!
+//! Each chunk is seeded from the run, the epoch, the step and the chunk index (dropout masks,
+//! augmentation), so what a chunk computes does not depend on which rank computes it. Layers
+//! that learn batch statistics (`BatchNorm`) are refused: their running statistics would
+//! differ between ranks.
+
+use std::sync::Arc;
+
+use retroprop_core::Scalar;
+use retroprop_data::{Batch, Source};
+use retroprop_layers::Layer;
+use retroprop_losses::{Loss, Reduction, Target};
+
+use crate::{ModelError, Sequential};
+
+/// Examples per chunk of a mini-batch step in distributed training.
+pub const CHUNK: usize = 32;
+
+/// How the chunk gradients are combined.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReduceMode {
+    /// Every chunk gradient gathered and summed in chunk order: bit-identical for any number
+    /// of processes.
+    #[default]
+    Reproducible,
+    /// Each rank's partial sum, then one all-reduce (the collective library's order).
+    Fast,
+}
+
+/// The communication a data-parallel run needs, implemented over MPI by
+/// `retroprop-distributed` (and by [`Local`] for one process).
+pub trait Collective: Send + Sync {
+    /// This process's rank, from 0.
+    fn rank(&self) -> usize;
+    /// The number of processes.
+    fn size(&self) -> usize;
+    /// Every rank's `local` (the same length on every rank), concatenated in rank order.
+    ///
+    /// # Errors
+    /// [`ModelError::Collective`] if the communication fails.
+    fn all_gather(&self, local: &[f64]) -> Result<Vec<f64>, ModelError>;
+    /// The element-wise sum of every rank's `data`, in place on every rank.
+    ///
+    /// # Errors
+    /// [`ModelError::Collective`] if the communication fails.
+    fn all_reduce_sum(&self, data: &mut [f64]) -> Result<(), ModelError>;
+}
+
+/// One process: gathering and reducing are the identity.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Local;
+
+impl Collective for Local {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn all_gather(&self, local: &[f64]) -> Result<Vec<f64>, ModelError> {
+        Ok(local.to_vec())
+    }
+    fn all_reduce_sum(&self, _: &mut [f64]) -> Result<(), ModelError> {
+        Ok(())
+    }
+}
+
+/// The data-parallel settings of [`FitConfig`](crate::FitConfig).
+#[derive(Clone)]
+pub struct DataParallel {
+    /// The processes.
+    pub collective: Arc<dyn Collective>,
+    /// How gradients are combined.
+    pub mode: ReduceMode,
+}
+
+/// Refuses to start unless every rank holds the same parameters (an FNV-1a checksum of their
+/// bytes, compared across ranks), naming the first rank that differs; and refuses layers with
+/// batch statistics.
+///
+/// # Errors
+/// [`ModelError::Collective`].
+pub fn check_replicas<T: Scalar>(
+    model: &Sequential<T>,
+    collective: &dyn Collective,
+) -> Result<(), ModelError> {
+    let mut buffers = 0;
+    model.visit_buffers(&mut |path, _| {
+        if path.contains("running_") {
+            buffers += 1;
+        }
+    });
+    if buffers > 0 {
+        return Err(ModelError::Collective {
+            detail: "the network has batch-normalisation layers, whose running statistics would differ between ranks; distributed training supports networks without them".to_string(),
+        });
+    }
+    let mut hash: u64 = 0xCBF2_9CE4_8422_2325;
+    let mut bytes = Vec::new();
+    model.visit_params(&mut |_, p| {
+        bytes.clear();
+        for v in p.value().iter() {
+            v.write_le(&mut bytes);
+        }
+        for b in &bytes {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    });
+    // two exact halves of the 64-bit checksum
+    let mine = [(hash >> 32) as f64, (hash & 0xFFFF_FFFF) as f64];
+    let all = collective.all_gather(&mine)?;
+    for (rank, pair) in all.chunks_exact(2).enumerate() {
+        if pair != mine {
+            return Err(ModelError::Collective {
+                detail: format!(
+                    "rank {rank} holds other parameters than rank {} (checksums differ): every rank must build the model from the same seed and checkpoint",
+                    collective.rank()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What a sharded step measured: the loss summed over the batch and the examples classified
+/// correctly (over every rank's chunks).
+pub(crate) struct StepTotals {
+    pub loss_sum: f64,
+    pub hits: usize,
+}
+
+/// Sets the model's gradients to the gradient of the batch `indices` (mean loss over the
+/// batch), computed in chunks of `chunk` examples shared among the ranks and combined by
+/// `parallel.mode`. `prepare(batch, chunk_index)` seeds and distorts each chunk.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sharded_gradient<T: Scalar>(
+    model: &mut Sequential<T>,
+    data: &dyn Source<T>,
+    loss: &dyn Loss<T>,
+    indices: &[usize],
+    total: usize,
+    chunk: usize,
+    parallel: &DataParallel,
+    prepare: &mut dyn FnMut(&mut Sequential<T>, &mut Batch<T>, usize) -> Result<(), ModelError>,
+) -> Result<StepTotals, ModelError> {
+    let (rank, size) = (parallel.collective.rank(), parallel.collective.size());
+    let chunks: Vec<&[usize]> = indices.chunks(chunk.max(1)).collect();
+    let slots = chunks.len().div_ceil(size);
+    let n_theta = model.param_count();
+    // this rank's chunk gradients, one slot per chunk it owns (zeros in unused slots), then
+    // its loss sum and hits
+    let mut mine = Vec::with_capacity(slots * n_theta + 2);
+    let mut batch = Batch::new();
+    let (mut loss_sum, mut hits) = (0.0, 0usize);
+    for slot in 0..slots {
+        let k = slot * size + rank;
+        let Some(ids) = chunks.get(k) else {
+            mine.extend(std::iter::repeat_n(0.0, n_theta));
+            continue;
+        };
+        batch.load(data, ids);
+        prepare(model, &mut batch, k)?;
+        model.zero_grad();
+        let logits = model.forward(&batch.x)?;
+        let mut out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
+        if loss.reduction() == Reduction::Mean {
+            let weight = T::lit(ids.len() as f64 / total as f64);
+            for g in out.grad.as_mut_slice() {
+                *g *= weight;
+            }
+        }
+        model.backward_params(&out.grad)?;
+        loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
+        hits += crate::train::correct(&logits, &batch.labels);
+        model.visit_params(&mut |_, p| mine.extend(p.grad().iter().map(|g| g.to_f64())));
+    }
+    let mut sum = vec![0.0f64; n_theta];
+    let (loss_sum, hits) = match parallel.mode {
+        ReduceMode::Reproducible => {
+            mine.extend([loss_sum, hits as f64]);
+            let all = parallel.collective.all_gather(&mine)?;
+            let per_rank = slots * n_theta + 2;
+            // the sum in chunk order, in T's arithmetic: the same operations for any P
+            let mut acc = vec![T::zero(); n_theta];
+            for k in 0..chunks.len() {
+                let (slot, owner) = (k / size, k % size);
+                let at = owner * per_rank + slot * n_theta;
+                for (a, &g) in acc.iter_mut().zip(&all[at..at + n_theta]) {
+                    *a += T::lit(g);
+                }
+            }
+            sum.iter_mut().zip(&acc).for_each(|(s, a)| *s = a.to_f64());
+            let totals = (0..size).map(|r| {
+                (
+                    all[r * per_rank + per_rank - 2],
+                    all[r * per_rank + per_rank - 1],
+                )
+            });
+            totals.fold((0.0, 0usize), |(l, h), (a, b)| (l + a, h + b as usize))
+        }
+        ReduceMode::Fast => {
+            for slot in mine.chunks_exact(n_theta) {
+                sum.iter_mut().zip(slot).for_each(|(s, g)| *s += g);
+            }
+            sum.extend([loss_sum, hits as f64]);
+            parallel.collective.all_reduce_sum(&mut sum)?;
+            let hits = sum.pop().unwrap_or(0.0) as usize;
+            let loss_sum = sum.pop().unwrap_or(0.0);
+            (loss_sum, hits)
+        }
+    };
+    let mut at = 0;
+    model.visit_params_mut(&mut |_, p| {
+        let len = p.len();
+        for (g, &s) in p.grad_mut().iter_mut().zip(&sum[at..at + len]) {
+            *g = T::lit(s);
+        }
+        at += len;
+    });
+    Ok(StepTotals { loss_sum, hits })
+}

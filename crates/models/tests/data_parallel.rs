@@ -1,0 +1,196 @@
+//! Data-parallel training without MPI: P ranks as P threads (each with its own model and a
+//! one-thread pool) exchanging through shared memory. The reproducible mode gives the same
+//! parameters, bit for bit, for P = 1, 2, 3 (mini-batch and full batch, with dropout); the fast
+//! mode the same within rounding; replicas that differ are refused naming the rank.
+
+use std::ops::ControlFlow;
+use std::sync::{Arc, Barrier, Mutex};
+
+use nalgebra::DMatrix;
+use retroprop_core::rng::Rng;
+use retroprop_layers::{Dense, Dropout, Init, Layer, Relu, Shape};
+use retroprop_losses::CrossEntropy;
+use retroprop_models::collective::{Collective, DataParallel, ReduceMode};
+use retroprop_models::{BatchSize, FitConfig, InMemory, ModelError, Sequential, fit};
+use retroprop_optim::{Momentum, Sgd};
+
+struct Shared {
+    barrier: Barrier,
+    slots: Mutex<Vec<Vec<f64>>>,
+}
+
+/// Rank `rank` of a group of threads.
+struct Rank {
+    rank: usize,
+    shared: Arc<Shared>,
+}
+
+impl Collective for Rank {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.shared.slots.lock().unwrap().len()
+    }
+    fn all_gather(&self, local: &[f64]) -> Result<Vec<f64>, ModelError> {
+        self.shared.slots.lock().unwrap()[self.rank] = local.to_vec();
+        self.shared.barrier.wait();
+        let out = self.shared.slots.lock().unwrap().concat();
+        self.shared.barrier.wait();
+        Ok(out)
+    }
+    fn all_reduce_sum(&self, data: &mut [f64]) -> Result<(), ModelError> {
+        let all = self.all_gather(data)?;
+        data.fill(0.0);
+        for part in all.chunks_exact(data.len()) {
+            data.iter_mut().zip(part).for_each(|(d, v)| *d += v);
+        }
+        Ok(())
+    }
+}
+
+fn network(seed: u64, dropout: bool) -> Sequential<f32> {
+    let net = Sequential::new(Shape::Flat(6))
+        .push(Dense::new(6, 16, Init::HeUniform { seed }).unwrap())
+        .unwrap()
+        .push(Relu::new())
+        .unwrap();
+    let net = if dropout {
+        net.push(Dropout::new(0.2).unwrap()).unwrap()
+    } else {
+        net
+    };
+    net.push(Dense::new(16, 3, Init::HeUniform { seed: seed + 1 }).unwrap())
+        .unwrap()
+}
+
+fn data() -> InMemory<f32> {
+    let mut rng = Rng::new(5);
+    let x = DMatrix::from_fn(6, 250, |_, _| rng.uniform(-1.0, 1.0) as f32);
+    let labels = (0..250)
+        .map(|j| usize::from(x[(0, j)] > 0.0) + usize::from(x[(1, j)] > 0.3))
+        .collect();
+    InMemory::new(x, labels, 3).unwrap()
+}
+
+/// Every rank's parameters after training on `p` ranks.
+fn train(
+    p: usize,
+    batch: BatchSize,
+    mode: ReduceMode,
+    dropout: bool,
+    seeds: &[u64],
+) -> Vec<Result<Vec<f32>, ModelError>> {
+    let shared = Arc::new(Shared {
+        barrier: Barrier::new(p),
+        slots: Mutex::new(vec![Vec::new(); p]),
+    });
+    let data = Arc::new(data());
+    let handles: Vec<_> = (0..p)
+        .map(|rank| {
+            let (shared, data) = (shared.clone(), data.clone());
+            let seed = seeds[rank.min(seeds.len() - 1)];
+            std::thread::spawn(move || {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut net = network(seed, dropout);
+                    let mut sgd = Sgd::new(0.1)
+                        .unwrap()
+                        .with_momentum(Momentum::Heavy { mu: 0.9 })
+                        .unwrap();
+                    let parallel = DataParallel {
+                        collective: Arc::new(Rank { rank, shared }),
+                        mode,
+                    };
+                    let config = FitConfig::new(3, batch).seed(11).data_parallel(parallel);
+                    fit(
+                        &mut net,
+                        data.as_ref(),
+                        &CrossEntropy::default(),
+                        &mut sgd,
+                        &config,
+                        |_, _| ControlFlow::Continue(()),
+                    )?;
+                    let mut values = Vec::new();
+                    net.visit_params(&mut |_, p| values.extend(p.value().iter().copied()));
+                    Ok(values)
+                })
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn the_reproducible_mode_gives_the_same_bits_on_one_two_and_three_ranks() {
+    for (batch, dropout) in [
+        (BatchSize::Mini(64), true),
+        (BatchSize::Full, false),
+        (BatchSize::Mini(100), false),
+    ] {
+        let one = train(1, batch, ReduceMode::Reproducible, dropout, &[3])
+            .remove(0)
+            .unwrap();
+        for p in [2, 3] {
+            for (rank, params) in train(p, batch, ReduceMode::Reproducible, dropout, &[3])
+                .into_iter()
+                .enumerate()
+            {
+                let params = params.unwrap();
+                assert!(
+                    params == one,
+                    "{batch:?}: rank {rank} of {p} differs from one process"
+                );
+            }
+        }
+        // and training moved the parameters
+        let start: Vec<f32> = {
+            let net = network(3, dropout);
+            let mut v = Vec::new();
+            net.visit_params(&mut |_, p| v.extend(p.value().iter().copied()));
+            v
+        };
+        assert!(start != one);
+    }
+}
+
+#[test]
+fn the_fast_mode_agrees_within_rounding() {
+    let exact = train(
+        1,
+        BatchSize::Mini(64),
+        ReduceMode::Reproducible,
+        false,
+        &[3],
+    )
+    .remove(0)
+    .unwrap();
+    for params in train(3, BatchSize::Mini(64), ReduceMode::Fast, false, &[3]) {
+        let params = params.unwrap();
+        let worst = params
+            .iter()
+            .zip(&exact)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "fast mode deviates by {worst}");
+    }
+}
+
+#[test]
+fn replicas_that_differ_are_refused_naming_the_rank() {
+    let results = train(
+        3,
+        BatchSize::Mini(64),
+        ReduceMode::Reproducible,
+        false,
+        &[3, 3, 4],
+    );
+    for r in results {
+        let err = r.unwrap_err();
+        assert!(matches!(err, ModelError::Collective { .. }), "{err}");
+        assert!(err.to_string().contains("rank 2"), "{err}");
+    }
+}
