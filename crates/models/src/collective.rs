@@ -143,6 +143,10 @@ pub(crate) struct StepTotals {
     pub hits: usize,
 }
 
+/// Seeds and distorts chunk `k` of a step before its forward pass.
+pub(crate) type PrepareChunk<'a, T> =
+    dyn FnMut(&mut Sequential<T>, &mut Batch<T>, usize) -> Result<(), ModelError> + 'a;
+
 /// Sets the model's gradients to the gradient of the batch `indices` (mean loss over the
 /// batch), computed in chunks of `chunk` examples shared among the ranks and combined by
 /// `parallel.mode`. `prepare(batch, chunk_index)` seeds and distorts each chunk.
@@ -155,7 +159,7 @@ pub(crate) fn sharded_gradient<T: Scalar>(
     total: usize,
     chunk: usize,
     parallel: &DataParallel,
-    prepare: &mut dyn FnMut(&mut Sequential<T>, &mut Batch<T>, usize) -> Result<(), ModelError>,
+    prepare: &mut PrepareChunk<'_, T>,
 ) -> Result<StepTotals, ModelError> {
     let (rank, size) = (parallel.collective.rank(), parallel.collective.size());
     let chunks: Vec<&[usize]> = indices.chunks(chunk.max(1)).collect();
