@@ -44,6 +44,8 @@ fn steps() -> Vec<Step> {
     docs.command.env("RUSTDOCFLAGS", "-D warnings");
     let mut fuzz = Command::new("bash");
     fuzz.args(["fuzz/run.sh", "20"]);
+    let mut mpi = Command::new("bash");
+    mpi.arg(".ci/distributed.sh");
     vec![
         step("format", &["fmt", "--all", "--", "--check"]),
         downstream("format (downstream example)", &["fmt", "--", "--check"]),
@@ -84,6 +86,10 @@ fn steps() -> Vec<Step> {
         Step {
             name: "fuzz targets, 20 s each (skipped without cargo-fuzz)",
             command: fuzz,
+        },
+        Step {
+            name: "distributed training over MPI on loopback (.ci/distributed.sh)",
+            command: mpi,
         },
     ]
 }

@@ -16,6 +16,7 @@
 
 mod budget;
 mod check;
+mod distributed;
 mod explain;
 mod networks;
 mod optimizers;
@@ -184,8 +185,12 @@ fn main() -> ExitCode {
         ),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            distributed::finish();
+            ExitCode::SUCCESS
+        }
         Err(message) => {
+            distributed::fail(&message);
             eprintln!("retroprop: error: {message}");
             ExitCode::FAILURE
         }

@@ -90,11 +90,6 @@ impl RunDir {
         Ok(run)
     }
 
-    /// The run directory.
-    pub fn path(&self) -> &Path {
-        &self.dir
-    }
-
     fn staging_prefix(&self) -> String {
         format!(".{}.staging-", self.name)
     }

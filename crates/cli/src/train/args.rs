@@ -100,6 +100,14 @@ pub struct TrainArgs {
     /// --val-split).
     #[arg(long, requires = "val_split", value_parser = clap::value_parser!(u64).range(1..), allow_negative_numbers = true)]
     pub(crate) patience: Option<u64>,
+    /// Data-parallel training: run under `mpirun -np P`; each rank computes its share of every
+    /// step's gradient, rank 0 prints and writes the run (needs the `mpi` feature).
+    #[arg(long)]
+    pub(crate) distributed: bool,
+    /// How --distributed combines the ranks' gradients [default: reproducible: the bits of
+    /// one process, for any number of ranks].
+    #[arg(long, value_enum, requires = "distributed")]
+    pub(crate) reduce: Option<crate::distributed::Reduce>,
     /// Seed of the weights and of the shuffling.
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub(crate) seed: u64,
@@ -131,7 +139,7 @@ pub struct TrainArgs {
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = [
         "model", "batch_size", "full_batch", "lr", "momentum", "weight_decay", "lr_step",
         "lr_gamma", "hidden", "seed", "limit", "out", "optimizer", "clip_norm", "schedule",
-        "warmup", "augment", "val_split", "patience",
+        "warmup", "augment", "val_split", "patience", "reduce",
     ])]
     pub(crate) resume: Option<PathBuf>,
 }
@@ -264,6 +272,7 @@ impl RunSettings {
             seed: args.seed,
             limit: args.limit,
             augment: args.augment,
+            reduce: args.distributed.then(|| args.reduce.unwrap_or_default()),
             val_split: args.val_split,
             patience: args.patience.map(|p| p as usize),
         }

@@ -9,6 +9,9 @@ use retroprop_data::Images;
 use retroprop_data::{Augmentation, mnist};
 use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
+use std::sync::Arc;
+
+use retroprop_models::collective::{DataParallel, Local};
 use retroprop_models::{
     BatchSize, Clip, EarlyStopping, Evaluation, Event, FitConfig, MemoryEstimate, ModelError,
     Sequential, Summary, TrainingState, Verdict, checkpoint, evaluate, fit,
@@ -66,6 +69,9 @@ pub(crate) struct RunSettings {
     pub(crate) limit: Option<u64>,
     #[serde(default)]
     pub(crate) augment: bool,
+    /// Chunked data-parallel gradients (a run trained with --distributed).
+    #[serde(default)]
+    pub(crate) reduce: Option<crate::distributed::Reduce>,
     #[serde(default)]
     pub(crate) val_split: Option<f64>,
     #[serde(default)]
@@ -138,8 +144,12 @@ fn number(v: f64) -> String {
     }
 }
 
-/// Prints to stderr when stdout carries JSON, to stdout otherwise.
+/// Prints to stderr when stdout carries JSON, to stdout otherwise (nothing on the quiet ranks
+/// of a distributed run).
 fn say(json: bool, line: &str) {
+    if crate::distributed::quiet() {
+        return;
+    }
     if json {
         eprintln!("{line}");
     } else {
@@ -148,6 +158,13 @@ fn say(json: bool, line: &str) {
 }
 
 pub fn run(args: TrainArgs) -> Result<(), String> {
+    // first: the other ranks become quiet before anything is printed
+    let collective = if args.distributed {
+        Some(crate::distributed::world()?)
+    } else {
+        None
+    };
+    let rank = collective.as_ref().map_or(0, |c| c.rank());
     if let Some(threads) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads as usize)
@@ -227,14 +244,19 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         ),
         "choose a smaller --batch-size (or --hidden)",
     )?;
-    // locked before training, so a second run on the same --out is refused at once
-    let run_dir = RunDir::open(&match &args.resume {
+    // locked before training, so a second run on the same --out is refused at once; only
+    // rank 0 of a distributed run writes it
+    let out = match &args.resume {
         Some(dir) => dir.clone(),
         None => output_dir(&args)?,
-    })?;
-    let out = run_dir.path().to_path_buf();
+    };
+    let run_dir = if rank == 0 {
+        Some(RunDir::open(&out)?)
+    } else {
+        None
+    };
     let json = args.json;
-    if !json {
+    if !json && !crate::distributed::quiet() {
         println!("{}\n", Summary::of(&net));
     }
     say(
@@ -298,7 +320,10 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         seed: settings.run.seed,
         schedule,
         clip: settings.run.clip_norm.map_or(Clip::None, Clip::Norm),
-        parallel: None,
+        parallel: settings.run.reduce.map(|reduce| DataParallel {
+            collective: collective.clone().unwrap_or_else(|| Arc::new(Local)),
+            mode: reduce.mode(),
+        }),
         augment: if settings.run.augment {
             Some(Augmentation::new(mnist::IMAGE, 2, 10.0).map_err(|e| e.to_string())?)
         } else {
@@ -384,7 +409,11 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         files.push(("best.ckpt", bytes));
     }
     // the files replace the previous run together, or not at all
-    run_dir.commit(&files)?;
+    match &run_dir {
+        Some(dir) => dir.commit(&files)?,
+        // the other ranks of a distributed run hold the same model: rank 0 wrote it
+        None => return Ok(()),
+    }
     let train_seconds: f64 = records.iter().map(|r| r.train_seconds).sum();
     if let Some(error) = &diverged {
         return Err(format!(
