@@ -13,15 +13,20 @@ use crate::layer::check_grad;
 use crate::linalg::{map, zip_map};
 use crate::{Layer, LayerConfig, LayerError, LayerSpec, Shape};
 
-/// What an activation layer keeps between forward and backward, and the batch it came from.
+/// What an element-wise layer keeps between forward and backward (its input, its output or
+/// `φ'`), and so the batch it came from.
 #[derive(Clone, Debug, Default)]
-struct Cache<T: Scalar> {
-    kept: Option<DMatrix<T>>,
+pub(crate) struct Cache<T: Scalar> {
+    pub(crate) kept: Option<DMatrix<T>>,
 }
 
 impl<T: Scalar> Cache<T> {
     /// The kept matrix, after checking the gradient against its shape.
-    fn get(&self, layer: &'static str, grad_y: &DMatrix<T>) -> Result<&DMatrix<T>, LayerError> {
+    pub(crate) fn get(
+        &self,
+        layer: &'static str,
+        grad_y: &DMatrix<T>,
+    ) -> Result<&DMatrix<T>, LayerError> {
         let kept = self
             .kept
             .as_ref()

@@ -4,7 +4,7 @@ use nalgebra::DMatrix;
 use retroprop_core::Scalar;
 use serde::{Deserialize, Serialize};
 
-use crate::layer::check_grad;
+use crate::activation::Cache;
 use crate::linalg::{map, zip_map};
 use crate::{Layer, LayerConfig, LayerError, LayerSpec, Shape};
 
@@ -53,7 +53,7 @@ impl LayerConfig for GeluConfig {
 #[derive(Clone, Debug)]
 pub struct Gelu<T: Scalar> {
     approximate: GeluApproximation,
-    input: Option<DMatrix<T>>,
+    input: Cache<T>,
 }
 
 /// `(y, dy/dx)` of the GELU at `x`.
@@ -88,7 +88,7 @@ impl<T: Scalar> Gelu<T> {
     pub fn new(approximate: GeluApproximation) -> Self {
         Self {
             approximate,
-            input: None,
+            input: Cache::default(),
         }
     }
 
@@ -122,16 +122,12 @@ impl<T: Scalar> Layer<T> for Gelu<T> {
 
     fn forward(&mut self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         let y = self.apply(x);
-        self.input = Some(x.clone());
+        self.input.kept = Some(x.clone());
         Ok(y)
     }
 
     fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
-        let x = self
-            .input
-            .as_ref()
-            .ok_or(LayerError::NoForwardCache { layer: NAME })?;
-        check_grad(NAME, grad_y, x.nrows(), x.ncols())?;
+        let x = self.input.get(NAME, grad_y)?;
         let a = self.approximate;
         Ok(zip_map(x, grad_y, |v, g| gelu(a, v).1 * g))
     }

@@ -4,7 +4,7 @@ use nalgebra::DMatrix;
 use retroprop_core::Scalar;
 use serde::{Deserialize, Serialize};
 
-use crate::layer::check_grad;
+use crate::activation::Cache;
 use crate::linalg::{map, zip_map};
 use crate::{Layer, LayerConfig, LayerError, LayerSpec, Shape};
 
@@ -44,7 +44,7 @@ impl LayerConfig for LeakyReluConfig {
 pub struct LeakyRelu<T: Scalar> {
     slope: f64,
     alpha: T,
-    input: Option<DMatrix<T>>,
+    input: Cache<T>,
 }
 
 impl<T: Scalar> LeakyRelu<T> {
@@ -64,7 +64,7 @@ impl<T: Scalar> LeakyRelu<T> {
         Ok(Self {
             slope: negative_slope,
             alpha: T::lit(negative_slope),
-            input: None,
+            input: Cache::default(),
         })
     }
 
@@ -92,16 +92,12 @@ impl<T: Scalar> Layer<T> for LeakyRelu<T> {
 
     fn forward(&mut self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         let y = self.apply(x);
-        self.input = Some(x.clone());
+        self.input.kept = Some(x.clone());
         Ok(y)
     }
 
     fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
-        let x = self
-            .input
-            .as_ref()
-            .ok_or(LayerError::NoForwardCache { layer: NAME })?;
-        check_grad(NAME, grad_y, x.nrows(), x.ncols())?;
+        let x = self.input.get(NAME, grad_y)?;
         let alpha = self.alpha;
         Ok(zip_map(x, grad_y, |v, g| {
             if v > T::zero() { g } else { alpha * g }

@@ -5,7 +5,7 @@ use retroprop_layers::nalgebra::DMatrix;
 use retroprop_losses::{BceWithLogits, Loss, Reduction, SigmoidMse, Target};
 use serde::{Deserialize, Serialize};
 
-use super::quantity::Quantity;
+use super::quantity::{Quantity, value_of};
 
 /// A logit `oᵃ` and a label `y ∈ {0, 1}`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,13 +106,7 @@ pub fn compute(inst: BinaryInstance, sigma: Option<f64>) -> Vec<Quantity> {
 
 /// The known mistakes for a quantity of 2d–2g.
 pub fn mistakes(truth: &[Quantity], name: &str) -> Vec<(&'static str, &'static str, DMatrix<f64>)> {
-    let value = |n: &str| {
-        truth
-            .iter()
-            .find(|q| q.name == n)
-            .map(Quantity::matrix)
-            .expect("computed")
-    };
+    let value = |name: &str| value_of(truth, name);
     match name {
         "dL_mse" => vec![(
             "the factor 2 of the MSE gradient is missing: ∂(σ − y)²/∂σ = 2(σ − y)",

@@ -14,7 +14,7 @@ use retroprop_losses::{CrossEntropy, Loss, Reduction, Target};
 use retroprop_optim::{Optimizer, Sgd, WeightDecay};
 use serde::{Deserialize, Serialize};
 
-use super::quantity::{Quantity, Rows, matrix};
+use super::quantity::{Quantity, Rows, matrix, value_of};
 
 /// The instance: the network's parameters, the examples and labels, η and λ. The file format
 /// of `explain mlp --instance` and of the `instance` of an answer file (docs/explain.md).
@@ -405,13 +405,7 @@ pub fn numeric(inst: &MlpInstance, quantities: &mut [Quantity]) {
             .expect("sizes");
         total(&dense(w2, b2).infer(&h).expect("sizes")) / n
     };
-    let value = |name: &str| {
-        quantities
-            .iter()
-            .find(|q| q.name == name)
-            .map(Quantity::matrix)
-            .expect("computed")
-    };
+    let value = |name: &str| value_of(quantities, name);
     let by_entry = |at: &DMatrix<f64>, f: &dyn Fn(&DMatrix<f64>) -> f64| {
         DMatrix::from_fn(at.nrows(), at.ncols(), |i, j| {
             derivative(

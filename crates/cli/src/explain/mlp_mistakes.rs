@@ -6,7 +6,7 @@ use retroprop_layers::{Layer, Softmax};
 use retroprop_optim::WeightDecay;
 
 use super::mlp::{MlpInstance, PARAMS, dense, step};
-use super::quantity::{Quantity, matrix};
+use super::quantity::{Quantity, matrix, value_of};
 
 /// The values the known mistakes of the answer key give for a quantity, each with the name of
 /// the mistake and the section of docs/homework.md that explains it. `None` where a mistake
@@ -17,13 +17,7 @@ pub fn mistakes(
     truth: &[Quantity],
     name: &str,
 ) -> Vec<(&'static str, &'static str, DMatrix<f64>)> {
-    let value = |n: &str| {
-        truth
-            .iter()
-            .find(|q| q.name == n)
-            .map(Quantity::matrix)
-            .expect("computed")
-    };
+    let value = |name: &str| value_of(truth, name);
     let (_, d_h, m, _) = inst.sizes().expect("checked");
     let w2 = matrix(&inst.w2).expect("checked");
     let mut out = Vec::new();

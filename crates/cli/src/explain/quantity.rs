@@ -96,6 +96,15 @@ impl Quantity {
     }
 }
 
+/// The value of the quantity `name` of a computation (one of its own names: always there).
+pub fn value_of(quantities: &[Quantity], name: &str) -> DMatrix<f64> {
+    quantities
+        .iter()
+        .find(|q| q.name == name)
+        .map(Quantity::matrix)
+        .unwrap_or_else(|| panic!("`{name}` is one of the quantities computed"))
+}
+
 /// A number for people: up to 6 significant decimals, without trailing zeros (`0.5`, `-1.25`,
 /// `0.731059`), scientific notation when tiny or huge.
 pub fn number(v: f64) -> String {
