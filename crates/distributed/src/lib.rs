@@ -1,6 +1,6 @@
 //! # retroprop-distributed
 //!
-//! Data-parallel training across processes: [`Mpi`] implements
+//! Data-parallel training across processes: `Mpi` (with the `mpi` feature) implements
 //! [`retroprop_models::collective::Collective`] over MPI (Open MPI through the `mpi` crate),
 //! behind this crate's `mpi` feature, so that a default build needs no MPI installed. Give it
 //! to `fit` with `FitConfig::data_parallel`; the reduction scheme (reproducible or fast) is
