@@ -12,7 +12,7 @@ use retroprop_layers::{Dense, Dropout, Init, Layer, Relu, Shape};
 use retroprop_losses::CrossEntropy;
 use retroprop_models::collective::{Collective, DataParallel, ReduceMode};
 use retroprop_models::{BatchSize, FitConfig, InMemory, ModelError, Sequential, fit};
-use retroprop_optim::{Momentum, Sgd};
+use retroprop_optim::{Adam, Momentum, Optimizer, Sgd};
 
 struct Shared {
     barrier: Barrier,
@@ -81,6 +81,18 @@ fn train(
     dropout: bool,
     seeds: &[u64],
 ) -> Vec<Result<Vec<f32>, ModelError>> {
+    train_with(p, batch, mode, dropout, seeds, false)
+}
+
+/// The same, with AdamW instead of SGD if `adam`.
+fn train_with(
+    p: usize,
+    batch: BatchSize,
+    mode: ReduceMode,
+    dropout: bool,
+    seeds: &[u64],
+    adam: bool,
+) -> Vec<Result<Vec<f32>, ModelError>> {
     let shared = Arc::new(Shared {
         barrier: Barrier::new(p),
         slots: Mutex::new(vec![Vec::new(); p]),
@@ -97,10 +109,12 @@ fn train(
                     .unwrap();
                 pool.install(|| {
                     let mut net = network(seed, dropout);
-                    let mut sgd = Sgd::new(0.1)
-                        .unwrap()
-                        .with_momentum(Momentum::Heavy { mu: 0.9 })
-                        .unwrap();
+                    let mut optimizer: Box<dyn Optimizer<f32>> = if adam {
+                        Box::new(Adam::adamw(0.01).unwrap())
+                    } else {
+                        let sgd = Sgd::new(0.1).unwrap();
+                        Box::new(sgd.with_momentum(Momentum::Heavy { mu: 0.9 }).unwrap())
+                    };
                     let parallel = DataParallel {
                         collective: Arc::new(Rank { rank, shared }),
                         mode,
@@ -110,7 +124,7 @@ fn train(
                         &mut net,
                         data.as_ref(),
                         &CrossEntropy::default(),
-                        &mut sgd,
+                        optimizer.as_mut(),
                         &config,
                         |_, _| ControlFlow::Continue(()),
                     )?;
@@ -192,5 +206,29 @@ fn replicas_that_differ_are_refused_naming_the_rank() {
         let err = r.unwrap_err();
         assert!(matches!(err, ModelError::Collective { .. }), "{err}");
         assert!(err.to_string().contains("rank 2"), "{err}");
+    }
+}
+
+#[test]
+fn adamw_gives_the_same_bits_on_three_ranks_too() {
+    let one = train_with(
+        1,
+        BatchSize::Mini(64),
+        ReduceMode::Reproducible,
+        true,
+        &[3],
+        true,
+    )
+    .remove(0)
+    .unwrap();
+    for params in train_with(
+        3,
+        BatchSize::Mini(64),
+        ReduceMode::Reproducible,
+        true,
+        &[3],
+        true,
+    ) {
+        assert!(params.unwrap() == one);
     }
 }
