@@ -237,3 +237,39 @@ pub(crate) fn sharded_gradient<T: Scalar>(
     });
     Ok(StepTotals { loss_sum, hits })
 }
+
+/// [`evaluate`](crate::evaluate) with the examples shared among the ranks: rank `r` evaluates
+/// examples `r, r + P, r + 2P, …`, and the loss sums and confusion counts of every rank are
+/// added (in rank order), so every rank returns the evaluation of the whole set in about `1/P`
+/// of the time.
+///
+/// # Errors
+/// As [`evaluate`](crate::evaluate), and [`ModelError::Collective`] if the communication fails.
+pub fn evaluate_sharded<T: Scalar>(
+    model: &Sequential<T>,
+    data: &dyn Source<T>,
+    loss: &dyn Loss<T>,
+    collective: &dyn Collective,
+) -> Result<crate::Evaluation, ModelError> {
+    crate::train::check_source(model, data)?;
+    let (rank, size) = (collective.rank(), collective.size());
+    let mine: Vec<usize> = (rank..data.len()).step_by(size.max(1)).collect();
+    let (loss_sum, confusion) = crate::train::evaluate_indices(model, data, loss, &mine)?;
+    let mut local = vec![loss_sum];
+    local.extend(confusion.counts.iter().map(|&c| c as f64));
+    let all = collective.all_gather(&local)?;
+    let mut total = crate::ConfusionMatrix::new(confusion.classes);
+    let mut loss_total = 0.0;
+    for part in all.chunks_exact(local.len()) {
+        loss_total += part[0];
+        for (t, &c) in total.counts.iter_mut().zip(&part[1..]) {
+            *t += c as usize;
+        }
+    }
+    Ok(crate::Evaluation {
+        loss: loss_total / data.len() as f64,
+        accuracy: total.accuracy(),
+        examples: data.len(),
+        confusion: total,
+    })
+}

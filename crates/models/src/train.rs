@@ -204,7 +204,10 @@ pub(crate) fn correct<T: Scalar>(logits: &DMatrix<T>, labels: &[usize]) -> usize
         .count()
 }
 
-fn check_source<T: Scalar>(model: &Sequential<T>, data: &dyn Source<T>) -> Result<(), ModelError> {
+pub(crate) fn check_source<T: Scalar>(
+    model: &Sequential<T>,
+    data: &dyn Source<T>,
+) -> Result<(), ModelError> {
     let expected = model.input_shape().len();
     if data.is_empty() {
         return Err(ModelError::EmptyData);
@@ -624,10 +627,27 @@ fn evaluate_on_worker<T: Scalar>(
     loss: &dyn Loss<T>,
 ) -> Result<Evaluation, ModelError> {
     check_source(model, data)?;
+    let order: Vec<usize> = (0..data.len()).collect();
+    let (loss_sum, confusion) = evaluate_indices(model, data, loss, &order)?;
+    Ok(Evaluation {
+        loss: loss_sum / data.len() as f64,
+        accuracy: confusion.accuracy(),
+        examples: data.len(),
+        confusion,
+    })
+}
+
+/// The loss summed over examples `indices` of `data` and their confusion counts (the data
+/// checked by the caller).
+pub(crate) fn evaluate_indices<T: Scalar>(
+    model: &Sequential<T>,
+    data: &dyn Source<T>,
+    loss: &dyn Loss<T>,
+    order: &[usize],
+) -> Result<(f64, ConfusionMatrix), ModelError> {
     let classes = data.classes();
     let mut confusion = ConfusionMatrix::new(classes);
     let mut loss_sum = 0.0;
-    let order: Vec<usize> = (0..data.len()).collect();
     let mut batch = Batch::new();
     for indices in order.chunks(MemoryEstimate::of(model).inference_chunk()) {
         batch.load(data, indices);
@@ -642,10 +662,5 @@ fn evaluate_on_worker<T: Scalar>(
             confusion.counts[y * classes + p] += 1;
         }
     }
-    Ok(Evaluation {
-        loss: loss_sum / data.len() as f64,
-        accuracy: confusion.accuracy(),
-        examples: data.len(),
-        confusion,
-    })
+    Ok((loss_sum, confusion))
 }

@@ -232,3 +232,36 @@ fn adamw_gives_the_same_bits_on_three_ranks_too() {
         assert!(params.unwrap() == one);
     }
 }
+
+#[test]
+fn a_sharded_evaluation_is_the_evaluation_of_the_whole_set() {
+    use retroprop_models::collective::evaluate_sharded;
+    let whole =
+        retroprop_models::evaluate(&network(3, false), &data(), &CrossEntropy::default()).unwrap();
+    let p = 3;
+    let shared = Arc::new(Shared {
+        barrier: Barrier::new(p),
+        slots: Mutex::new(vec![Vec::new(); p]),
+    });
+    let handles: Vec<_> = (0..p)
+        .map(|rank| {
+            let shared = shared.clone();
+            std::thread::spawn(move || {
+                let collective = Rank { rank, shared };
+                evaluate_sharded(
+                    &network(3, false),
+                    &data(),
+                    &CrossEntropy::default(),
+                    &collective,
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        let shard = h.join().unwrap();
+        assert_eq!(shard.confusion, whole.confusion);
+        assert_eq!(shard.examples, 250);
+        assert!((shard.loss - whole.loss).abs() < 1e-12 * whole.loss);
+    }
+}

@@ -11,7 +11,7 @@ use retroprop_layers::Init;
 use retroprop_losses::CrossEntropy;
 use std::sync::Arc;
 
-use retroprop_models::collective::{DataParallel, Local};
+use retroprop_models::collective::{DataParallel, Local, evaluate_sharded};
 use retroprop_models::{
     BatchSize, Clip, EarlyStopping, Evaluation, Event, FitConfig, MemoryEstimate, ModelError,
     Sequential, Summary, TrainingState, Verdict, checkpoint, evaluate, fit,
@@ -348,7 +348,6 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let loss = CrossEntropy::default();
     let (new_records, diverged) = match train_loop(
         &mut net,
         &mnist.train,
@@ -375,7 +374,7 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     }
 
     let started = Instant::now();
-    let final_eval = evaluate(&net, &mnist.test, &loss).map_err(|e| e.to_string())?;
+    let final_eval = evaluate_on(&net, &mnist.test, &config).map_err(|e| e.to_string())?;
     let ckpt = out.join("model.ckpt");
     records.extend(new_records);
     // a diverged run keeps its last good model, but not an optimizer state to resume from
@@ -512,6 +511,19 @@ fn flag_hint(error: &ModelError, settings: &Settings) -> String {
     }
 }
 
+/// Evaluates on a whole set, shared among the ranks of a distributed run.
+fn evaluate_on(
+    model: &Sequential<f32>,
+    set: &Images,
+    config: &FitConfig,
+) -> Result<Evaluation, ModelError> {
+    let loss = CrossEntropy::default();
+    match &config.parallel {
+        Some(p) => evaluate_sharded(model, set, &loss, p.collective.as_ref()),
+        None => evaluate(model, set, &loss),
+    }
+}
+
 /// Runs `fit` with a progress bar per epoch and a test evaluation after each epoch.
 #[allow(clippy::too_many_arguments)]
 fn train_loop(
@@ -561,7 +573,7 @@ fn train_loop(
                     b.finish_and_clear();
                 }
                 let t = Instant::now();
-                let ev: Evaluation = match evaluate(model, test, &loss) {
+                let ev: Evaluation = match evaluate_on(model, test, config) {
                     Ok(ev) => ev,
                     Err(e) => {
                         failure = Some(e);
@@ -570,7 +582,7 @@ fn train_loop(
                 };
                 let mut verdict = None;
                 let val = match validation.as_deref_mut() {
-                    Some(v) => match evaluate(model, v.set, &loss) {
+                    Some(v) => match evaluate_on(model, v.set, config) {
                         Ok(val) => {
                             let seen = v.watch.update(stats.epoch, val.loss);
                             if seen == Verdict::Improved {
