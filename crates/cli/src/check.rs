@@ -21,7 +21,7 @@ use retroprop_layers::nalgebra::DMatrix;
 use serde::Deserialize;
 
 use crate::explain::quantity::{Quantity, rows, value_text, wrap};
-use crate::explain::{Instance, binary, cnn, cnn_steps, conv1d, mlp, mlp_mistakes, quantities};
+use crate::explain::{Instance, binary, cnn, conv1d, mlp, mlp_mistakes, quantities};
 
 /// Options of `retroprop check`.
 #[derive(Args, Debug)]
@@ -157,10 +157,8 @@ pub fn run(args: &CheckArgs) -> Result<bool, String> {
             path.display()
         )
     })?;
+    // parses and checks the instance (a CNN's layers included) on the way
     let truth = quantities(&answers.instance)?;
-    if let Instance::Cnn { layers, .. } = &answers.instance {
-        cnn_steps(layers)?;
-    }
     let known: Vec<&str> = truth.iter().map(|q| q.name.as_str()).collect();
     let mut flat = BTreeMap::new();
     let mut given = BTreeMap::new();
