@@ -9,6 +9,8 @@
 //!   fuzz targets.
 //! - `cargo xtask mutants [--file <path>]... [--minutes <n>]` — a bounded cargo-mutants pass
 //!   (not part of CI).
+//! - `cargo xtask bench-peers [--venv <dir>] [--rounds <n>]` — PyTorch and our benches
+//!   interleaved in one sweep, with the ratios (not part of CI).
 //!
 //! Cargo is invoked through `$CARGO`, so the same toolchain that runs xtask runs the steps.
 
@@ -19,6 +21,7 @@ use std::process::{Command, ExitCode};
 
 use xtask::verify;
 
+mod bench_peers;
 mod ci;
 mod mutants;
 
@@ -38,6 +41,8 @@ tasks:
               --file <path>     a file to mutate (repeatable) [default: pointwise.rs and
                                 cross_entropy.rs]
               --minutes <n>     stop after n minutes and report what was tested [default: 15]
+  bench-peers  PyTorch and our benches interleaved (2 rounds), with the ratios
+              --venv <dir>      virtual environment with torch [default: ~/.venv-peers]
 ";
 
 fn main() -> ExitCode {
@@ -56,6 +61,7 @@ fn try_main() -> Result<ExitCode, String> {
         Some("ci") => ci::run(),
         Some("verify") => verify_task(&args[1..]),
         Some("mutants") => mutants::run(&args[1..]),
+        Some("bench-peers") => bench_peers::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)
