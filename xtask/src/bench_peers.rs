@@ -21,37 +21,51 @@ struct Workload {
     scale: f64,
 }
 
+const fn workload(
+    label: &'static str,
+    ours: &'static str,
+    peer: (&'static str, &'static str),
+    scale: f64,
+) -> Workload {
+    Workload {
+        label,
+        ours,
+        peer,
+        scale,
+    }
+}
+
 const WORKLOADS: &[Workload] = &[
-    Workload {
-        label: "MLP epoch, batch 128",
-        ours: "train/mlp_epoch/n128",
-        peer: ("mlp", "epoch_seconds"),
-        scale: 1.0,
-    },
-    Workload {
-        label: "MLP full-batch step",
-        ours: "train/mlp_full_step",
-        peer: ("mlp_full", "step_seconds"),
-        scale: 1.0,
-    },
-    Workload {
-        label: "homework CNN forward, batch 16",
-        ours: "conv2d/homework_q3/n16/forward",
-        peer: ("cnn_hw", "forward_nograd"),
-        scale: 1.0,
-    },
-    Workload {
-        label: "homework CNN forward + backward",
-        ours: "conv2d/homework_q3/n16/forward_backward",
-        peer: ("cnn_hw", "forward_backward"),
-        scale: 1.0,
-    },
-    Workload {
-        label: "MNIST CNN epoch, batch 64",
-        ours: "train/mnist_cnn/100_steps/n64",
-        peer: ("mnist_cnn", "epoch_seconds"),
-        scale: 60_000.0 / 64.0 / 100.0,
-    },
+    workload(
+        "MLP epoch, batch 128",
+        "train/mlp_epoch/n128",
+        ("mlp", "epoch_seconds"),
+        1.0,
+    ),
+    workload(
+        "MLP full-batch step",
+        "train/mlp_full_step",
+        ("mlp_full", "step_seconds"),
+        1.0,
+    ),
+    workload(
+        "homework CNN forward, batch 16",
+        "conv2d/homework_q3/n16/forward",
+        ("cnn_hw", "forward_nograd"),
+        1.0,
+    ),
+    workload(
+        "homework CNN forward + backward",
+        "conv2d/homework_q3/n16/forward_backward",
+        ("cnn_hw", "forward_backward"),
+        1.0,
+    ),
+    workload(
+        "MNIST CNN epoch, batch 64",
+        "train/mnist_cnn/100_steps/n64",
+        ("mnist_cnn", "epoch_seconds"),
+        60_000.0 / 64.0 / 100.0,
+    ),
 ];
 
 const HELP: &str = "\
