@@ -3,7 +3,9 @@
 //! Each round runs the PyTorch peer (`benches/peers/torch_bench.py`, eager, the same thread
 //! count) and then our criterion benches of the same workloads; two rounds by default, so a
 //! machine that drifts during the sweep shows as a spread instead of a false ratio. The table
-//! gives, per round, the two medians and retroprop ÷ PyTorch (below 1: we are faster).
+//! gives, per round, both times and retroprop ÷ PyTorch (below 1: we are faster): for us
+//! criterion's point estimate (the middle of its `time: [low estimate high]`), for PyTorch the
+//! median of the script's timed repetitions.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -209,13 +211,13 @@ fn run_ours(out: &Path, threads: usize, round: usize) -> Result<BTreeMap<String,
     if !output.status.success() {
         return Err(format!("cargo bench failed (round {round})"));
     }
-    Ok(criterion_medians(&text))
+    Ok(criterion_estimates(&text))
 }
 
-/// `id → seconds` from criterion's report: an id line, then `time: [low median high]` (the id
+/// `id → seconds` (the point estimate) from criterion's report: an id line, then `time: [low median high]` (the id
 /// and the times share a line when the id is short).
-fn criterion_medians(text: &str) -> BTreeMap<String, f64> {
-    let mut medians = BTreeMap::new();
+fn criterion_estimates(text: &str) -> BTreeMap<String, f64> {
+    let mut estimates = BTreeMap::new();
     let mut id = String::new();
     for line in text.lines() {
         let (head, times) = match line.find("time:") {
@@ -240,15 +242,18 @@ fn criterion_medians(text: &str) -> BTreeMap<String, f64> {
                 "ms" => 1e-3,
                 _ => 1.0,
             };
-            medians.insert(id.clone(), value * factor);
+            estimates.insert(id.clone(), value * factor);
         }
     }
-    medians
+    estimates
 }
 
 fn print_table(rounds: &[(serde_json::Value, BTreeMap<String, f64>)]) {
     println!();
-    println!("retroprop ÷ PyTorch (medians; below 1 = retroprop faster)");
+    println!(
+        "retroprop ÷ PyTorch (retroprop: criterion's estimate; PyTorch: median of its runs; \
+         below 1 = retroprop faster)"
+    );
     println!();
     print!("| workload |");
     for r in 1..=rounds.len() {
@@ -285,14 +290,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_criterion_medians_in_seconds() {
+    fn reads_criterion_estimates_in_seconds() {
         let text = "\
 conv2d/homework_q3/n16/forward
                         time:   [5.9167 ms 6.0214 ms 6.1458 ms]
 train/mlp_full_step     time:   [412.50 ms 415.02 ms 420.11 ms]
                         change: [-1.0% +0.2% +1.1%]
 ";
-        let m = criterion_medians(text);
+        let m = criterion_estimates(text);
         assert_eq!(m.len(), 2);
         assert!((m["conv2d/homework_q3/n16/forward"] - 6.0214e-3).abs() < 1e-12);
         assert!((m["train/mlp_full_step"] - 0.41502).abs() < 1e-12);
