@@ -6,6 +6,8 @@
 //!   per-type [`Kernels`]: byte encoding, the vectorised bulk functions, and GEMM
 //!   ([`Kernels::gemm_raw`], matrixmultiply's `sgemm`/`dgemm` by type);
 //! - [`gemm`] — checked strided GEMM (transposes by strides, no copies) and its two-core split;
+//!   [`transpose`] — out-of-place transposes that put GEMM operands in matrixmultiply's fast
+//!   packing layout;
 //! - [`rng`] — the seeded generator every initialiser and shuffle uses (same seed, same bits);
 //! - [`team`] — the spinning helper thread that takes half of a product, and [`split`] — the one
 //!   helper (and the one threshold) by which element-wise work is cut in two for it.
@@ -20,6 +22,7 @@ pub mod rng;
 mod scalar;
 pub mod split;
 pub mod team;
+pub mod transpose;
 
 pub use nalgebra;
 pub use scalar::{Kernels, RawOperand, RawOutput, Scalar};

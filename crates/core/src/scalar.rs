@@ -93,6 +93,11 @@ pub trait Kernels: Sized + sealed::Sealed {
     /// large `x`, where `1 − erf(x)` would give 0): the exact GELU's `Φ(x) = ½ erfc(−x/√2)`.
     fn erfc(self) -> Self;
 
+    /// `dst ← srcᵀ` for a `rows × cols` row-major `src` with rows `ld` apart; `dst` gets the
+    /// contiguous row-major transpose. Use the checked [`crate::transpose::transpose`], which
+    /// has checked the extents before calling this.
+    fn transpose_raw(src: &[Self], rows: usize, cols: usize, ld: usize, dst: &mut [Self]);
+
     /// `c ← α a b + β c` for `a: m × k`, `b: k × n`, `c: m × n` on raw strided operands:
     /// matrixmultiply's `sgemm` or `dgemm`, chosen by the type (no run-time type test, no
     /// pointer cast). Use the checked wrappers of [`crate::gemm`].
@@ -184,6 +189,9 @@ impl Kernels for f64 {
     fn erfc(self) -> Self {
         libm::erfc(self)
     }
+    fn transpose_raw(src: &[Self], rows: usize, cols: usize, ld: usize, dst: &mut [Self]) {
+        crate::transpose::generic(src, rows, cols, ld, dst);
+    }
     gemm_raw!(matrixmultiply::dgemm);
 }
 
@@ -224,6 +232,9 @@ impl Kernels for f32 {
     }
     fn erfc(self) -> Self {
         libm::erfcf(self)
+    }
+    fn transpose_raw(src: &[Self], rows: usize, cols: usize, ld: usize, dst: &mut [Self]) {
+        crate::transpose::f32s(src, rows, cols, ld, dst);
     }
     gemm_raw!(matrixmultiply::sgemm);
 }

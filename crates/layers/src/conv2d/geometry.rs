@@ -8,6 +8,7 @@ use retroprop_core::Scalar;
 use super::Conv2dConfig;
 use crate::LayerError;
 use retroprop_core::gemm::MatRef;
+use retroprop_core::transpose::transpose;
 
 /// Sizes derived once from a valid configuration.
 #[derive(Clone, Copy, Debug)]
@@ -299,6 +300,10 @@ pub(super) struct Scratch<T> {
     pub(super) wide: Vec<T>,
     /// Gradient of `padded` (wide backward with `dL/dx` only).
     pub(super) dpadded: Vec<T>,
+    /// `colsᵀ` of one block (backward).
+    pub(super) cols_t: Vec<T>,
+    /// The output gradient of one block, transposed (backward).
+    pub(super) grad_t: Vec<T>,
 }
 
 impl<T: Scalar> Scratch<T> {
@@ -359,30 +364,55 @@ impl<T: Scalar> Scratch<T> {
         }
     }
 
-    /// The output gradient of block `oys` of example `g` (`C_out × P`, rows `P` apart) as a
-    /// GEMM operand: in place, or spread on the padded width in `self.wide` (wide layout).
-    pub(super) fn grad_block<'a>(
+    /// The operands of block `oys` of example `g` (`C_out × P`, rows `P` apart), after
+    /// [`Scratch::im2col`]: the output gradient for the input gradient's product `Wᵀ δ` (in
+    /// place, or spread on the padded width in `self.wide` in the wide layout), and the
+    /// transposes of both the gradient and the im2col block for the weight gradient's
+    /// `δ colsᵀ`, which sums over output positions — the contiguous index of both — so that
+    /// matrixmultiply packs them with straight copies (see `retroprop_core::transpose`).
+    pub(super) fn block_operands<'a>(
         &'a mut self,
         geo: &Geometry,
         c_out: usize,
         g: &'a [T],
         oys: &Range<usize>,
-    ) -> MatRef<'a, T> {
+    ) -> BlockOperands<'a, T> {
         let width = Self::block_width(geo, oys);
-        if !geo.wide() {
-            return MatRef::new(&g[oys.start * geo.ow..], c_out, width, geo.p, 1);
-        }
-        self.wide.resize(c_out * width, T::zero());
-        for (co, dst) in self.wide.chunks_exact_mut(width).enumerate() {
-            for (oy, row) in oys.clone().zip(dst.chunks_exact_mut(geo.wp)) {
-                // the garbage columns get zero gradient (the buffer also holds forward output)
-                let (valid, garbage) = row.split_at_mut(geo.ow);
-                valid.copy_from_slice(&g[co * geo.p + oy * geo.ow..][..geo.ow]);
-                garbage.fill(T::zero());
+        let (delta, ld) = if geo.wide() {
+            self.wide.resize(c_out * width, T::zero());
+            for (co, dst) in self.wide.chunks_exact_mut(width).enumerate() {
+                for (oy, row) in oys.clone().zip(dst.chunks_exact_mut(geo.wp)) {
+                    // the garbage columns get zero gradient (the buffer also holds forward
+                    // output)
+                    let (valid, garbage) = row.split_at_mut(geo.ow);
+                    valid.copy_from_slice(&g[co * geo.p + oy * geo.ow..][..geo.ow]);
+                    garbage.fill(T::zero());
+                }
             }
+            (&self.wide[..], width)
+        } else {
+            (&g[oys.start * geo.ow..], geo.p)
+        };
+        self.grad_t.resize(width * c_out, T::zero());
+        transpose(delta, c_out, width, ld, &mut self.grad_t);
+        self.cols_t.resize(width * geo.k, T::zero());
+        transpose(&self.cols, geo.k, width, width, &mut self.cols_t);
+        BlockOperands {
+            delta: MatRef::new(delta, c_out, width, ld, 1),
+            delta_t: MatRef::new(&self.grad_t, c_out, width, 1, c_out),
+            cols_t: MatRef::new(&self.cols_t, width, geo.k, geo.k, 1),
         }
-        MatRef::new(&self.wide, c_out, width, width, 1)
     }
+}
+
+/// The GEMM operands of one block of the backward pass (see [`Scratch::block_operands`]).
+pub(super) struct BlockOperands<'a, T> {
+    /// `δ` of the block, `C_out × width`, rows contiguous: `b` of `dcols = Wᵀ δ`.
+    pub(super) delta: MatRef<'a, T>,
+    /// The same `δ` with columns contiguous: `a` of `dW += δ colsᵀ`.
+    pub(super) delta_t: MatRef<'a, T>,
+    /// `colsᵀ`, `width × K`, rows contiguous: `b` of `dW += δ colsᵀ`.
+    pub(super) cols_t: MatRef<'a, T>,
 }
 
 /// Bytes of im2col matrix built at a time: a block of output rows small enough that the block

@@ -265,7 +265,12 @@ impl<T: Scalar> Conv2d<T> {
         let (chunks, size) = reduction_split(n);
         self.scratch
             .resize_with(chunks.max(self.scratch.len()), Scratch::default);
-        let w = self.weight.value();
+        // Wᵀ with contiguous columns, so that every block's `Wᵀ δ` packs it with straight copies
+        let w_t = if grad_x.is_some() {
+            self.weight.value().transpose()
+        } else {
+            DMatrix::zeros(0, 0)
+        };
         let has_bias = self.bias.is_some();
         let in_len = geo.in_len();
 
@@ -288,15 +293,14 @@ impl<T: Scalar> Conv2d<T> {
                 for oys in geo.blocks::<T>() {
                     let width = Scratch::<T>::block_width(&geo, &oys);
                     buf.im2col(&geo, xi, oys.clone());
-                    // the gradient block leaves `buf.wide` borrowed: copy cols out of the way
-                    let cols = std::mem::take(&mut buf.cols);
+                    // the operands leave `buf` borrowed: move dcols out of the way
                     let mut dcols = std::mem::take(&mut buf.dcols);
-                    let g = buf.grad_block(&geo, c_out, gi, &oys);
+                    let ops = buf.block_operands(&geo, c_out, gi, &oys);
                     // dW += δ[:, block] (C_out × width) · colsᵀ (width × K)
                     gemm(
                         T::one(),
-                        g,
-                        MatRef::new(&cols, width, geo.k, 1, width),
+                        ops.delta_t,
+                        ops.cols_t,
                         T::one(),
                         MatMut::of(&mut dw),
                     );
@@ -305,13 +309,12 @@ impl<T: Scalar> Conv2d<T> {
                         dcols.resize(geo.k * width, T::zero());
                         gemm(
                             T::one(),
-                            MatRef::transposed(w),
-                            g,
+                            MatRef::of(&w_t),
+                            ops.delta,
                             T::zero(),
                             MatMut::new(&mut dcols, geo.k, width, width, 1),
                         );
                     }
-                    buf.cols = cols;
                     buf.dcols = dcols;
                     if let Some(dx_i) = dx_i.as_deref_mut() {
                         buf.col2im_add(&geo, oys, dx_i);
