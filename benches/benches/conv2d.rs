@@ -37,10 +37,12 @@ impl Stack {
         }
     }
 
+    /// As `Sequential::forward`: the first layer borrows the batch, the others take the
+    /// activations they are given (and keep them for the backward pass without a copy).
     fn forward(&mut self, x: &DMatrix<f32>) -> DMatrix<f32> {
         let a = self.conv1.forward(x).unwrap();
-        let b = self.pool.forward(&a).unwrap();
-        self.conv3.forward(&b).unwrap()
+        let b = self.pool.forward_owned(a).unwrap();
+        self.conv3.forward_owned(b).unwrap()
     }
 
     fn infer(&self, x: &DMatrix<f32>) -> DMatrix<f32> {
