@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use retroprop_core::Scalar;
 
 use crate::layer::{check_grad, check_rows};
-use crate::linalg::add_assign;
+use crate::linalg::{add_assign, sum};
 use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, Shape};
 use retroprop_core::gemm::{MatMut, MatRef, gemm};
 
@@ -192,14 +192,26 @@ impl<T: Scalar> Conv2d<T> {
         check_rows(NAME, "input", x, geo.in_len())?;
         let n = x.ncols();
         let (c_out, out_len) = (self.config.out_channels, self.out_len());
-        let mut y = DMatrix::zeros(out_len, n);
+        let bias = self.bias.as_ref().map(|b| b.value().as_slice());
+        // with a bias, y starts as b 1ᵀ written once (zeroing it first would be a second pass)
+        let mut y = match bias {
+            Some(b) => {
+                let mut data = Vec::with_capacity(out_len * n);
+                for _ in 0..n {
+                    for &bo in b {
+                        data.extend(std::iter::repeat_n(bo, geo.p));
+                    }
+                }
+                DMatrix::from_vec(out_len, n, data)
+            }
+            None => DMatrix::zeros(out_len, n),
+        };
         if n == 0 {
             return Ok(y);
         }
         let (chunks, size) = split(n);
         scratch.resize_with(chunks.max(scratch.len()), Scratch::default);
         let w = self.weight.value();
-        let bias = self.bias.as_ref().map(|b| b.value().as_slice());
         y.as_mut_slice()
             .par_chunks_mut(size * out_len)
             .zip(x.as_slice().par_chunks(size * geo.in_len()))
@@ -209,11 +221,6 @@ impl<T: Scalar> Conv2d<T> {
                     .chunks_exact_mut(out_len)
                     .zip(xs.chunks_exact(geo.in_len()))
                 {
-                    if let Some(b) = bias {
-                        for (row, &bo) in yi.chunks_exact_mut(geo.p).zip(b) {
-                            row.fill(bo);
-                        }
-                    }
                     let beta = if bias.is_some() { T::one() } else { T::zero() };
                     buf.load(&geo, xi);
                     for oys in geo.blocks::<T>() {
@@ -283,7 +290,7 @@ impl<T: Scalar> Conv2d<T> {
                 let xi = &x.as_slice()[i * in_len..(i + 1) * in_len];
                 let gi = &grad_y.as_slice()[i * out_len..(i + 1) * out_len];
                 for (acc, row) in db.iter_mut().zip(gi.chunks_exact(geo.p)) {
-                    *acc += row.iter().fold(T::zero(), |s, &v| s + v);
+                    *acc += sum(row);
                 }
                 buf.load(&geo, xi);
                 buf.start_dx(&geo);
