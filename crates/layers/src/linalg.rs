@@ -93,7 +93,7 @@ mod tests {
     fn sum_adds_every_value_at_every_length() {
         for len in [0, 1, 7, 8, 9, 16, 23, 100] {
             // integers: exact in any order, so the lanes must reproduce the plain sum
-            let v: Vec<f64> = (0..len).map(|i| (i * i % 17) as f64 - 5.0).collect();
+            let v: Vec<f64> = (0..len).map(|i: i32| f64::from(i * i % 17) - 5.0).collect();
             assert_eq!(sum(&v), v.iter().sum::<f64>(), "length {len}");
         }
         // each value counted once: a one at every position in turn
