@@ -8,6 +8,8 @@
 //! - [`gemm`] — checked strided GEMM (transposes by strides, no copies) and its two-core split;
 //!   [`transpose`] — out-of-place transposes that put GEMM operands in matrixmultiply's fast
 //!   packing layout;
+//! - [`simd`] — run-time CPU dispatch: the hot generic loops compiled for x86-64-v3 as well as
+//!   the baseline, so no build needs a CPU flag;
 //! - [`rng`] — the seeded generator every initialiser and shuffle uses (same seed, same bits);
 //! - [`team`] — the spinning helper thread that takes half of a product, and [`split`] — the one
 //!   helper (and the one threshold) by which element-wise work is cut in two for it.
@@ -20,6 +22,7 @@ mod fast;
 pub mod gemm;
 pub mod rng;
 mod scalar;
+pub mod simd;
 pub mod split;
 pub mod team;
 pub mod transpose;

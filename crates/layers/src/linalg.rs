@@ -1,8 +1,10 @@
 //! Element-wise helpers on column-major matrices, over their underlying slices (nalgebra's
-//! iterators go with strides and do not vectorise).
+//! iterators go with strides and do not vectorise), each compiled for the best instruction set
+//! of the CPU (`retroprop_core::simd`).
 
 use nalgebra::DMatrix;
 use retroprop_core::Scalar;
+use retroprop_core::simd::vectorized;
 
 /// `f(aᵢ, bᵢ)` entry by entry, on the underlying slices (nalgebra's `zip_map` iterates with
 /// strides and does not vectorise). `a` and `b` have the same shape.
@@ -12,27 +14,39 @@ pub(crate) fn zip_map<T: Scalar>(
     f: impl Fn(T, T) -> T,
 ) -> DMatrix<T> {
     debug_assert_eq!(a.shape(), b.shape());
-    let data = a
-        .as_slice()
-        .iter()
-        .zip(b.as_slice())
-        .map(|(&x, &y)| f(x, y))
-        .collect();
+    let data = vectorized(
+        #[inline(always)]
+        || {
+            a.as_slice()
+                .iter()
+                .zip(b.as_slice())
+                .map(|(&x, &y)| f(x, y))
+                .collect()
+        },
+    );
     DMatrix::from_vec(a.nrows(), a.ncols(), data)
 }
 
 /// `f(aᵢ)` entry by entry, on the underlying slice.
 pub(crate) fn map<T: Scalar>(a: &DMatrix<T>, f: impl Fn(T) -> T) -> DMatrix<T> {
-    let data = a.as_slice().iter().map(|&x| f(x)).collect();
+    let data = vectorized(
+        #[inline(always)]
+        || a.as_slice().iter().map(|&x| f(x)).collect(),
+    );
     DMatrix::from_vec(a.nrows(), a.ncols(), data)
 }
 
 /// `acc += m`, on the underlying slices.
 pub(crate) fn add_assign<T: Scalar>(acc: &mut DMatrix<T>, m: &DMatrix<T>) {
     debug_assert_eq!(acc.shape(), m.shape());
-    for (a, &v) in acc.as_mut_slice().iter_mut().zip(m.as_slice()) {
-        *a += v;
-    }
+    vectorized(
+        #[inline(always)]
+        || {
+            for (a, &v) in acc.as_mut_slice().iter_mut().zip(m.as_slice()) {
+                *a += v;
+            }
+        },
+    );
 }
 
 /// Lanes of [`sum`]: independent partial sums the compiler keeps in one vector register.
@@ -42,6 +56,7 @@ const SUM_LANES: usize = 8;
 /// the lanes pairwise and the tail in order: a fixed order for a given length, so the same bits
 /// on every run and thread count, vectorised where one running sum is a chain of dependent
 /// additions (and at least as accurate: each partial sum is an eighth as long).
+#[inline(always)]
 pub(crate) fn sum<T: Scalar>(v: &[T]) -> T {
     let mut lanes = [T::zero(); SUM_LANES];
     let mut chunks = v.chunks_exact(SUM_LANES);
@@ -66,11 +81,16 @@ pub(crate) fn add_row_sums<T: Scalar>(m: &DMatrix<T>, out: &mut [T]) {
     if rows == 0 {
         return;
     }
-    for col in m.as_slice().chunks_exact(rows) {
-        for (o, &v) in out.iter_mut().zip(col) {
-            *o += v;
-        }
-    }
+    vectorized(
+        #[inline(always)]
+        || {
+            for col in m.as_slice().chunks_exact(rows) {
+                for (o, &v) in out.iter_mut().zip(col) {
+                    *o += v;
+                }
+            }
+        },
+    );
 }
 
 /// A `rows × n` matrix whose every column is `b`.

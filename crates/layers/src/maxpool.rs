@@ -3,6 +3,7 @@
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 use retroprop_core::Scalar;
+use retroprop_core::simd::vectorized;
 use serde::{Deserialize, Serialize};
 
 use crate::conv2d::output_size;
@@ -224,6 +225,7 @@ impl<T: Scalar> MaxPool2d<T> {
     /// lane by lane, one window tap at a time across the whole output row, so consecutive
     /// comparisons are independent; the edge columns take the plain window scan. Both visit
     /// taps in scan order and keep the first maximum.
+    #[inline(always)]
     fn pool_one(&self, x: &[T], y: &mut [T], arg: &mut [u32]) {
         let c = &self.config;
         if c.kernel == Hw::from(2) && c.stride == Hw::from(2) && c.padding == Hw::from(0) {
@@ -317,6 +319,7 @@ impl<T: Scalar> MaxPool2d<T> {
 
     /// The common case, 2×2 windows without overlap or padding: four loads per output, the
     /// same scan order and tie rule as the general path.
+    #[inline(always)]
     fn pool_2x2(&self, x: &[T], y: &mut [T], arg: &mut [u32]) {
         let (h, w) = (self.config.input.h, self.config.input.w);
         let (oh, ow) = self.out;
@@ -360,7 +363,12 @@ impl<T: Scalar> MaxPool2d<T> {
                 .par_chunks_mut(out_len)
                 .zip(arg.par_chunks_mut(out_len))
                 .zip(x.as_slice().par_chunks(in_len))
-                .for_each(|((yi, ai), xi)| self.pool_one(xi, yi, ai));
+                .for_each(|((yi, ai), xi)| {
+                    vectorized(
+                        #[inline(always)]
+                        || self.pool_one(xi, yi, ai),
+                    )
+                });
         }
         Ok((y, arg))
     }

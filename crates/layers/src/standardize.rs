@@ -2,6 +2,7 @@
 
 use nalgebra::DMatrix;
 use retroprop_core::Scalar;
+use retroprop_core::simd::vectorized;
 
 use crate::layer::check_grad;
 use crate::{Buffer, Layer, LayerConfig, LayerError, LayerSpec, Shape, StandardizeConfig};
@@ -73,7 +74,10 @@ impl<T: Scalar> Standardize<T> {
 
     fn apply(&self, x: &DMatrix<T>) -> DMatrix<T> {
         let (shift, scale) = self.shift_scale();
-        let data = x.as_slice().iter().map(|&v| (v - shift) * scale).collect();
+        let data = vectorized(
+            #[inline(always)]
+            || x.as_slice().iter().map(|&v| (v - shift) * scale).collect(),
+        );
         DMatrix::from_vec(x.nrows(), x.ncols(), data)
     }
 }

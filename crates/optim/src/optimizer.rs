@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use retroprop_core::simd::vectorized;
 use retroprop_core::{Scalar, split};
 use retroprop_layers::{Layer, ParamKind};
 
@@ -275,7 +276,11 @@ impl<T: Scalar> ParamStates<T> {
             // a large parameter in two halves, on two cores (`retroprop_core::split`): each
             // entry is independent, so the result does not depend on the split
             split::halves((theta, grad, slots), |(theta, grad, mut slots)| {
-                rule(kind, theta, grad, &mut slots);
+                // the rule's loop compiled for the best instruction set (retroprop_core::simd)
+                vectorized(
+                    #[inline(always)]
+                    || rule(kind, theta, grad, &mut slots),
+                );
             });
         });
         self.steps += 1;

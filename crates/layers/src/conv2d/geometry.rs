@@ -73,6 +73,7 @@ impl Geometry {
 
     /// Where kernel column `kx` reads: input column `ix = ox·s_w + kx·d_w − p_w` is
     /// `j·s_w + r` with `j = ox + q`; only `ox ∈ lo..hi` land inside the image.
+    #[inline(always)]
     pub(super) fn tap(&self, kx: usize) -> Tap {
         let s = self.sw as isize;
         let offset = (kx * self.dw) as isize - self.pw as isize;
@@ -90,6 +91,7 @@ impl Geometry {
     }
 
     /// Input row for output row `oy` and kernel row `ky`, if inside the image.
+    #[inline(always)]
     pub(super) fn iy(&self, oy: usize, ky: usize) -> Option<usize> {
         (oy * self.sh + ky * self.dh)
             .checked_sub(self.ph)
@@ -98,6 +100,7 @@ impl Geometry {
 
     /// Offset of phase `r` of input row `iy` of channel `c` in the phased layout (for `s_w = 1`
     /// this is the image itself).
+    #[inline(always)]
     pub(super) fn row_start(&self, c: usize, iy: usize, r: usize) -> usize {
         ((c * self.h + iy) * self.sw + r) * self.wr()
     }
@@ -105,6 +108,7 @@ impl Geometry {
     /// Splits every input row into `s_w` column phases, phase `r` holding columns
     /// `r, r + s_w, r + 2s_w, …` contiguously: with it every im2col segment of a strided
     /// convolution is a plain copy instead of a gather. Only used when `s_w > 1`.
+    #[inline(always)]
     pub(super) fn phase<T: Scalar>(&self, x: &[T], out: &mut Vec<T>) {
         let (s, wr) = (self.sw, self.wr());
         out.resize(self.phased_len(), T::zero());
@@ -119,6 +123,7 @@ impl Geometry {
     }
 
     /// The adjoint of [`Geometry::phase`]: adds the phased gradient back into image layout.
+    #[inline(always)]
     pub(super) fn unphase_add<T: Scalar>(&self, phased: &[T], x: &mut [T]) {
         let (s, wr) = (self.sw, self.wr());
         for (row, src) in x.chunks_exact_mut(self.w).zip(phased.chunks_exact(s * wr)) {
@@ -135,6 +140,7 @@ impl Geometry {
     /// `(c·kh + ky)·kw + kx` and column `(oy − oys.start)·W_out + ox`, the input value under
     /// kernel tap `(c, ky, kx)` at output `(oy, ox)`, or 0 in the padding. `src` is the
     /// example, column-phased if `s_w > 1`.
+    #[inline(always)]
     pub(super) fn im2col<T: Scalar>(&self, src: &[T], oys: Range<usize>, cols: &mut [T]) {
         let width = oys.len() * self.ow;
         let taps: Vec<Tap> = (0..self.kw).map(|kx| self.tap(kx)).collect();
@@ -163,6 +169,7 @@ impl Geometry {
     /// col2im, the adjoint of [`Geometry::im2col`] for the output rows `oys`: adds each entry
     /// of `cols` back onto the (phased) input value it was copied from; taps in the padding are
     /// dropped.
+    #[inline(always)]
     pub(super) fn col2im<T: Scalar>(&self, cols: &[T], oys: Range<usize>, dst: &mut [T]) {
         let width = oys.len() * self.ow;
         let taps: Vec<Tap> = (0..self.kw).map(|kx| self.tap(kx)).collect();
@@ -212,6 +219,7 @@ impl Geometry {
 
     /// Copies the image into the interior of `padded` (borders and tail stay zero: they are
     /// never written).
+    #[inline(always)]
     pub(super) fn pad<T: Scalar>(&self, x: &[T], padded: &mut Vec<T>) {
         padded.resize(self.padded_len(), T::zero());
         for (ch, channel) in x.chunks_exact(self.h * self.w).enumerate() {
@@ -224,6 +232,7 @@ impl Geometry {
 
     /// Wide im2col of output rows `oys`: `cols` (`K × |oys|·W_p`) row `(c·kh + u)·kw + v` is
     /// the padded image from `(c, oys.start + u·dₕ, v·d_w)` on.
+    #[inline(always)]
     pub(super) fn im2col_wide<T: Scalar>(&self, padded: &[T], oys: Range<usize>, cols: &mut [T]) {
         let width = oys.len() * self.wp;
         let mut rows = cols.chunks_exact_mut(width);
@@ -241,6 +250,7 @@ impl Geometry {
 
     /// The adjoint of [`Geometry::im2col_wide`]: adds each row of `dcols` onto the padded
     /// gradient.
+    #[inline(always)]
     pub(super) fn col2im_wide<T: Scalar>(&self, dcols: &[T], oys: Range<usize>, dpadded: &mut [T]) {
         let width = oys.len() * self.wp;
         let mut rows = dcols.chunks_exact(width);
@@ -258,6 +268,7 @@ impl Geometry {
     }
 
     /// Adds the interior of the padded gradient into `dx`.
+    #[inline(always)]
     pub(super) fn unpad_add<T: Scalar>(&self, dpadded: &[T], dx: &mut [T]) {
         for (ch, channel) in dx.chunks_exact_mut(self.h * self.w).enumerate() {
             for (iy, row) in channel.chunks_exact_mut(self.w).enumerate() {
@@ -308,6 +319,7 @@ pub(super) struct Scratch<T> {
 
 impl<T: Scalar> Scratch<T> {
     /// Prepares example `x`: zero-padded (wide layout) or column-phased (strided).
+    #[inline(always)]
     pub(super) fn load(&mut self, geo: &Geometry, x: &[T]) {
         if geo.wide() {
             geo.pad(x, &mut self.padded);
@@ -322,6 +334,7 @@ impl<T: Scalar> Scratch<T> {
     }
 
     /// im2col of the loaded example's output rows `oys` into `self.cols`.
+    #[inline(always)]
     pub(super) fn im2col(&mut self, geo: &Geometry, x: &[T], oys: Range<usize>) {
         self.cols
             .resize(geo.k * Self::block_width(geo, &oys), T::zero());
@@ -334,6 +347,7 @@ impl<T: Scalar> Scratch<T> {
     }
 
     /// Clears the input gradient of one example (padded or phased layout).
+    #[inline(always)]
     pub(super) fn start_dx(&mut self, geo: &Geometry) {
         if geo.wide() {
             self.dpadded.clear();
@@ -345,6 +359,7 @@ impl<T: Scalar> Scratch<T> {
     }
 
     /// Adds `col2im(self.dcols)` for output rows `oys` into the example's input gradient.
+    #[inline(always)]
     pub(super) fn col2im_add(&mut self, geo: &Geometry, oys: Range<usize>, dx: &mut [T]) {
         if geo.wide() {
             geo.col2im_wide(&self.dcols, oys, &mut self.dpadded);
@@ -356,6 +371,7 @@ impl<T: Scalar> Scratch<T> {
     }
 
     /// Moves a padded or phased input gradient into image layout.
+    #[inline(always)]
     pub(super) fn finish_dx(&mut self, geo: &Geometry, dx: &mut [T]) {
         if geo.wide() {
             geo.unpad_add(&self.dpadded, dx);
@@ -370,6 +386,7 @@ impl<T: Scalar> Scratch<T> {
     /// transposes of both the gradient and the im2col block for the weight gradient's
     /// `δ colsᵀ`, which sums over output positions — the contiguous index of both — so that
     /// matrixmultiply packs them with straight copies (see `retroprop_core::transpose`).
+    #[inline(always)]
     pub(super) fn block_operands<'a>(
         &'a mut self,
         geo: &Geometry,

@@ -3,6 +3,7 @@
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 use retroprop_core::Scalar;
+use retroprop_core::simd::vectorized;
 
 use crate::layer::{check_grad, check_rows};
 use crate::linalg::{add_assign, sum};
@@ -191,7 +192,7 @@ impl<T: Scalar> Conv2d<T> {
         let geo = self.geo;
         check_rows(NAME, "input", x, geo.in_len())?;
         let n = x.ncols();
-        let (c_out, out_len) = (self.config.out_channels, self.out_len());
+        let out_len = self.out_len();
         let bias = self.bias.as_ref().map(|b| b.value().as_slice());
         // with a bias, y starts as b 1ᵀ written once (zeroing it first would be a second pass)
         let mut y = match bias {
@@ -217,39 +218,59 @@ impl<T: Scalar> Conv2d<T> {
             .zip(x.as_slice().par_chunks(size * geo.in_len()))
             .zip(scratch.par_iter_mut())
             .for_each(|((ys, xs), buf)| {
-                for (yi, xi) in ys
-                    .chunks_exact_mut(out_len)
-                    .zip(xs.chunks_exact(geo.in_len()))
-                {
-                    let beta = if bias.is_some() { T::one() } else { T::zero() };
-                    buf.load(&geo, xi);
-                    for oys in geo.blocks::<T>() {
-                        let width = Scratch::<T>::block_width(&geo, &oys);
-                        buf.im2col(&geo, xi, oys.clone());
-                        let cols = MatRef::new(&buf.cols, geo.k, width, width, 1);
-                        if geo.wide() {
-                            // on the padded width, then the valid columns of each row
-                            buf.wide.resize(c_out * width, T::zero());
-                            let out = MatMut::new(&mut buf.wide, c_out, width, width, 1);
-                            gemm(T::one(), MatRef::of(w), cols, T::zero(), out);
-                            for (co, src) in buf.wide.chunks_exact(width).enumerate() {
-                                for (r, oy) in oys.clone().enumerate() {
-                                    let dst = &mut yi[co * geo.p + oy * geo.ow..][..geo.ow];
-                                    for (d, s) in dst.iter_mut().zip(&src[r * geo.wp..]) {
-                                        *d = beta * *d + *s;
-                                    }
-                                }
-                            }
-                        } else {
-                            // y[:, block] (C_out × width, rows P apart) = W (C_out × K) · cols
-                            let start = oys.start * geo.ow;
-                            let out = MatMut::new(&mut yi[start..], c_out, width, geo.p, 1);
-                            gemm(T::one(), MatRef::of(w), cols, beta, out);
-                        }
-                    }
-                }
+                // compiled for the best instruction set (retroprop_core::simd)
+                vectorized(
+                    #[inline(always)]
+                    || Self::convolve_chunk(&geo, w, bias.is_some(), ys, xs, buf),
+                )
             });
         Ok(y)
+    }
+
+    /// The forward pass of one chunk of examples: `ys`, `xs` hold whole examples.
+    #[inline(always)]
+    fn convolve_chunk(
+        geo: &Geometry,
+        w: &DMatrix<T>,
+        has_bias: bool,
+        ys: &mut [T],
+        xs: &[T],
+        buf: &mut Scratch<T>,
+    ) {
+        let geo = *geo;
+        let c_out = w.nrows();
+        let out_len = c_out * geo.p;
+        let beta = if has_bias { T::one() } else { T::zero() };
+        for (yi, xi) in ys
+            .chunks_exact_mut(out_len)
+            .zip(xs.chunks_exact(geo.in_len()))
+        {
+            buf.load(&geo, xi);
+            for oys in geo.blocks::<T>() {
+                let width = Scratch::<T>::block_width(&geo, &oys);
+                buf.im2col(&geo, xi, oys.clone());
+                let cols = MatRef::new(&buf.cols, geo.k, width, width, 1);
+                if geo.wide() {
+                    // on the padded width, then the valid columns of each row
+                    buf.wide.resize(c_out * width, T::zero());
+                    let out = MatMut::new(&mut buf.wide, c_out, width, width, 1);
+                    gemm(T::one(), MatRef::of(w), cols, T::zero(), out);
+                    for (co, src) in buf.wide.chunks_exact(width).enumerate() {
+                        for (r, oy) in oys.clone().enumerate() {
+                            let dst = &mut yi[co * geo.p + oy * geo.ow..][..geo.ow];
+                            for (d, s) in dst.iter_mut().zip(&src[r * geo.wp..]) {
+                                *d = beta * *d + *s;
+                            }
+                        }
+                    }
+                } else {
+                    // y[:, block] (C_out × width, rows P apart) = W (C_out × K) · cols
+                    let start = oys.start * geo.ow;
+                    let out = MatMut::new(&mut yi[start..], c_out, width, geo.p, 1);
+                    gemm(T::one(), MatRef::of(w), cols, beta, out);
+                }
+            }
+        }
     }
 
     /// Adds `dL/dW`, `dL/db` for the cached input; with `grad_x`, also writes `dL/dx` there.
@@ -282,56 +303,62 @@ impl<T: Scalar> Conv2d<T> {
         let in_len = geo.in_len();
 
         // One job per chunk: its examples' dL/dx (disjoint slices) and its partial dW, db.
+        // compiled for the best instruction set (retroprop_core::simd)
         let job = |chunk: usize, buf: &mut Scratch<T>, mut dx: Option<&mut [T]>| {
-            let mut dw = DMatrix::zeros(c_out, geo.k);
-            let mut db = vec![T::zero(); if has_bias { c_out } else { 0 }];
-            let range = chunk * size..((chunk + 1) * size).min(n);
-            for (local, i) in range.enumerate() {
-                let xi = &x.as_slice()[i * in_len..(i + 1) * in_len];
-                let gi = &grad_y.as_slice()[i * out_len..(i + 1) * out_len];
-                for (acc, row) in db.iter_mut().zip(gi.chunks_exact(geo.p)) {
-                    *acc += sum(row);
-                }
-                buf.load(&geo, xi);
-                buf.start_dx(&geo);
-                let mut dx_i = dx
-                    .as_deref_mut()
-                    .map(|dx| &mut dx[local * in_len..(local + 1) * in_len]);
-                for oys in geo.blocks::<T>() {
-                    let width = Scratch::<T>::block_width(&geo, &oys);
-                    buf.im2col(&geo, xi, oys.clone());
-                    // the operands leave `buf` borrowed: move dcols out of the way
-                    let mut dcols = std::mem::take(&mut buf.dcols);
-                    let ops = buf.block_operands(&geo, c_out, gi, &oys);
-                    // dW += δ[:, block] (C_out × width) · colsᵀ (width × K)
-                    gemm(
-                        T::one(),
-                        ops.delta_t,
-                        ops.cols_t,
-                        T::one(),
-                        MatMut::of(&mut dw),
-                    );
-                    if dx_i.is_some() {
-                        // dcols (K × width, row-major) = Wᵀ (K × C_out) · δ[:, block]
-                        dcols.resize(geo.k * width, T::zero());
-                        gemm(
-                            T::one(),
-                            MatRef::of(&w_t),
-                            ops.delta,
-                            T::zero(),
-                            MatMut::new(&mut dcols, geo.k, width, width, 1),
-                        );
+            vectorized(
+                #[inline(always)]
+                || {
+                    let mut dw = DMatrix::zeros(c_out, geo.k);
+                    let mut db = vec![T::zero(); if has_bias { c_out } else { 0 }];
+                    let range = chunk * size..((chunk + 1) * size).min(n);
+                    for (local, i) in range.enumerate() {
+                        let xi = &x.as_slice()[i * in_len..(i + 1) * in_len];
+                        let gi = &grad_y.as_slice()[i * out_len..(i + 1) * out_len];
+                        for (acc, row) in db.iter_mut().zip(gi.chunks_exact(geo.p)) {
+                            *acc += sum(row);
+                        }
+                        buf.load(&geo, xi);
+                        buf.start_dx(&geo);
+                        let mut dx_i = dx
+                            .as_deref_mut()
+                            .map(|dx| &mut dx[local * in_len..(local + 1) * in_len]);
+                        for oys in geo.blocks::<T>() {
+                            let width = Scratch::<T>::block_width(&geo, &oys);
+                            buf.im2col(&geo, xi, oys.clone());
+                            // the operands leave `buf` borrowed: move dcols out of the way
+                            let mut dcols = std::mem::take(&mut buf.dcols);
+                            let ops = buf.block_operands(&geo, c_out, gi, &oys);
+                            // dW += δ[:, block] (C_out × width) · colsᵀ (width × K)
+                            gemm(
+                                T::one(),
+                                ops.delta_t,
+                                ops.cols_t,
+                                T::one(),
+                                MatMut::of(&mut dw),
+                            );
+                            if dx_i.is_some() {
+                                // dcols (K × width, row-major) = Wᵀ (K × C_out) · δ[:, block]
+                                dcols.resize(geo.k * width, T::zero());
+                                gemm(
+                                    T::one(),
+                                    MatRef::of(&w_t),
+                                    ops.delta,
+                                    T::zero(),
+                                    MatMut::new(&mut dcols, geo.k, width, width, 1),
+                                );
+                            }
+                            buf.dcols = dcols;
+                            if let Some(dx_i) = dx_i.as_deref_mut() {
+                                buf.col2im_add(&geo, oys, dx_i);
+                            }
+                        }
+                        if let Some(dx_i) = dx_i {
+                            buf.finish_dx(&geo, dx_i);
+                        }
                     }
-                    buf.dcols = dcols;
-                    if let Some(dx_i) = dx_i.as_deref_mut() {
-                        buf.col2im_add(&geo, oys, dx_i);
-                    }
-                }
-                if let Some(dx_i) = dx_i {
-                    buf.finish_dx(&geo, dx_i);
-                }
-            }
-            (dw, db)
+                    (dw, db)
+                },
+            )
         };
 
         let partials: Vec<(DMatrix<T>, Vec<T>)> = match grad_x {
