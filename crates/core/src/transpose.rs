@@ -33,26 +33,49 @@ const TILE: usize = 8;
 /// If `ld < cols`, `src` is shorter than `(rows − 1)·ld + cols`, or `dst` shorter than
 /// `rows·cols` — a bug in the caller, never user input.
 pub fn transpose<T: Scalar>(src: &[T], rows: usize, cols: usize, ld: usize, dst: &mut [T]) {
-    if rows == 0 || cols == 0 {
+    assert!(ld >= cols, "transpose: rows overlap");
+    let starts: Vec<usize> = (0..rows).map(|i| i * ld).collect();
+    transpose_rows(src, &starts, cols, dst);
+}
+
+/// `dst ← Mᵀ` for the matrix `M` whose row `i` is `src[starts[i]..starts[i] + cols]` (rows
+/// may overlap: an im2col matrix is read this way straight from the padded image); `dst`
+/// receives the `cols × starts.len()` transpose, row-major and contiguous.
+///
+/// ```
+/// use retroprop_core::transpose::transpose_rows;
+///
+/// // rows [1, 2] and [2, 3], overlapping in the source
+/// let mut dst = [0.0_f64; 4];
+/// transpose_rows(&[1.0, 2.0, 3.0], &[0, 1], 2, &mut dst);
+/// assert_eq!(dst, [1.0, 2.0, 2.0, 3.0]);
+/// ```
+///
+/// # Panics
+/// If a row ends past `src`, or `dst` is shorter than `starts.len()·cols` — a bug in the
+/// caller, never user input.
+pub fn transpose_rows<T: Scalar>(src: &[T], starts: &[usize], cols: usize, dst: &mut [T]) {
+    if starts.is_empty() || cols == 0 {
         return;
     }
     assert!(
-        ld >= cols && src.len() >= (rows - 1) * ld + cols && dst.len() >= rows * cols,
+        starts.iter().all(|&s| s + cols <= src.len()) && dst.len() >= starts.len() * cols,
         "transpose: operand exceeds its buffer"
     );
-    T::transpose_raw(src, rows, cols, ld, dst);
+    T::transpose_raw(src, starts, cols, dst);
 }
 
 /// The portable transpose, tile by tile (both the reads and the writes of a tile stay in a few
 /// cache lines). The caller has checked the extents.
-pub(crate) fn generic<T: Copy>(src: &[T], rows: usize, cols: usize, ld: usize, dst: &mut [T]) {
+pub(crate) fn generic<T: Copy>(src: &[T], starts: &[usize], cols: usize, dst: &mut [T]) {
+    let rows = starts.len();
     for i0 in (0..rows).step_by(TILE) {
         let i1 = (i0 + TILE).min(rows);
         for j0 in (0..cols).step_by(TILE) {
             for j in j0..(j0 + TILE).min(cols) {
                 let out = &mut dst[j * rows + i0..j * rows + i1];
-                for (o, i) in out.iter_mut().zip(i0..i1) {
-                    *o = src[i * ld + j];
+                for (o, &start) in out.iter_mut().zip(&starts[i0..i1]) {
+                    *o = src[start + j];
                 }
             }
         }
@@ -60,15 +83,16 @@ pub(crate) fn generic<T: Copy>(src: &[T], rows: usize, cols: usize, ld: usize, d
 }
 
 /// The `f32` transpose: full 8 × 8 tiles with AVX when the CPU has it, the edges that do not
-/// fill a tile element by element (on a CPU without AVX, all of it by [`generic`]). The caller has checked the extents.
-pub(crate) fn f32s(src: &[f32], rows: usize, cols: usize, ld: usize, dst: &mut [f32]) {
+/// fill a tile element by element (on a CPU without AVX, all of it by [`generic`]). The caller
+/// has checked the extents.
+pub(crate) fn f32s(src: &[f32], starts: &[usize], cols: usize, dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU has AVX (checked above); the extents were checked by the caller.
-        unsafe { avx::transpose(src, rows, cols, ld, dst) };
+        unsafe { avx::transpose(src, starts, cols, dst) };
         return;
     }
-    generic(src, rows, cols, ld, dst);
+    generic(src, starts, cols, dst);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -81,66 +105,42 @@ mod avx {
     use super::TILE;
 
     /// # Safety
-    /// The CPU has AVX; `src` holds `(rows − 1)·ld + cols` values, `dst` `rows·cols`.
+    /// The CPU has AVX; every `starts[i] + cols ≤ src.len()`, `dst` holds `rows·cols`.
     #[target_feature(enable = "avx")]
-    pub(super) unsafe fn transpose(
-        src: &[f32],
-        rows: usize,
-        cols: usize,
-        ld: usize,
-        dst: &mut [f32],
-    ) {
+    pub(super) unsafe fn transpose(src: &[f32], starts: &[usize], cols: usize, dst: &mut [f32]) {
+        let rows = starts.len();
         let (full_rows, full_cols) = (rows / TILE * TILE, cols / TILE * TILE);
         for i0 in (0..full_rows).step_by(TILE) {
+            let rows_of_tile: [*const f32; TILE] =
+                std::array::from_fn(|i| src[starts[i0 + i]..].as_ptr());
             for j0 in (0..full_cols).step_by(TILE) {
                 // SAFETY: rows i0..i0+8 and columns j0..j0+8 are inside both matrices.
-                unsafe {
-                    tile(
-                        src.as_ptr().add(i0 * ld + j0),
-                        ld,
-                        dst.as_mut_ptr().add(j0 * rows + i0),
-                        rows,
-                    );
-                }
+                unsafe { tile(rows_of_tile, j0, dst.as_mut_ptr().add(j0 * rows + i0), rows) };
             }
         }
         // the right-hand columns and the bottom rows that do not fill a tile
-        if full_cols < cols {
-            edge(src, (0, full_rows), (full_cols, cols), (ld, rows), dst);
+        for j in full_cols..cols {
+            for (i, &start) in starts[..full_rows].iter().enumerate() {
+                dst[j * rows + i] = src[start + j];
+            }
         }
-        if full_rows < rows {
-            edge(src, (full_rows, rows), (0, cols), (ld, rows), dst);
-        }
-    }
-
-    /// Transposes the block of rows `r.0..r.1` and columns `c.0..c.1`.
-    fn edge(
-        src: &[f32],
-        r: (usize, usize),
-        c: (usize, usize),
-        (ld, rows): (usize, usize),
-        dst: &mut [f32],
-    ) {
-        if r.0 == r.1 {
-            return;
-        }
-        // the block is a matrix of its own, rows `ld` apart; its transpose lands `rows` apart
-        for j in c.0..c.1 {
-            for i in r.0..r.1 {
-                dst[j * rows + i] = src[i * ld + j];
+        for j in 0..cols {
+            for (i, &start) in starts.iter().enumerate().skip(full_rows) {
+                dst[j * rows + i] = src[start + j];
             }
         }
     }
 
-    /// One 8 × 8 tile: rows of `src` `ld` apart, rows of `dst` `ld_dst` apart.
+    /// One 8 × 8 tile: columns `j0..j0 + 8` of the eight rows, into rows of `dst` `ld_dst`
+    /// apart.
     ///
     /// # Safety
-    /// AVX; 8 rows of 8 values readable at `src`, writable at `dst`.
+    /// AVX; 8 values readable at each `row + j0`, 8 rows of 8 writable at `dst`.
     #[target_feature(enable = "avx")]
-    unsafe fn tile(src: *const f32, ld: usize, dst: *mut f32, ld_dst: usize) {
+    unsafe fn tile(rows: [*const f32; TILE], j0: usize, dst: *mut f32, ld_dst: usize) {
         // SAFETY: the caller's contract.
         unsafe {
-            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ld)));
+            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(j0)));
             // pairs of rows interleaved: t[2k] = (r[2k], r[2k+1]) low halves of each lane…
             let t = [
                 _mm256_unpacklo_ps(r[0], r[1]),
@@ -200,13 +200,30 @@ mod tests {
                     transpose(&src, rows, cols, ld, &mut fast);
                     assert_eq!(fast, want, "{rows} × {cols}, ld {ld}");
                     let mut portable = vec![f32::NAN; rows * cols];
-                    generic(&src, rows, cols, ld, &mut portable);
+                    let starts: Vec<usize> = (0..rows).map(|i| i * ld).collect();
+                    generic(&src, &starts, cols, &mut portable);
                     assert_eq!(portable, want, "portable {rows} × {cols}, ld {ld}");
                     let src64: Vec<f64> = src.iter().map(|&v| f64::from(v)).collect();
                     let mut out64 = vec![f64::NAN; rows * cols];
                     transpose(&src64, rows, cols, ld, &mut out64);
                     let want64: Vec<f64> = want.iter().map(|&v| f64::from(v)).collect();
                     assert_eq!(out64, want64, "f64 {rows} × {cols}, ld {ld}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_read_from_anywhere_in_the_source_match_the_definition() {
+        let src: Vec<f32> = (0..200).map(|v| v as f32).collect();
+        // overlapping rows, in no order, more than a tile of them
+        let starts = [5, 0, 17, 3, 90, 91, 40, 2, 64, 33, 7];
+        for cols in [1, 8, 9, 20, 100] {
+            let mut got = vec![f32::NAN; starts.len() * cols];
+            transpose_rows(&src, &starts, cols, &mut got);
+            for (i, &s) in starts.iter().enumerate() {
+                for j in 0..cols {
+                    assert_eq!(got[j * starts.len() + i], src[s + j], "row {i}, column {j}");
                 }
             }
         }

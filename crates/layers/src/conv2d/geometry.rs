@@ -8,7 +8,7 @@ use retroprop_core::Scalar;
 use super::Conv2dConfig;
 use crate::LayerError;
 use retroprop_core::gemm::MatRef;
-use retroprop_core::transpose::transpose;
+use retroprop_core::transpose::{transpose, transpose_rows};
 
 /// Sizes derived once from a valid configuration.
 #[derive(Clone, Copy, Debug)]
@@ -230,21 +230,33 @@ impl Geometry {
         }
     }
 
+    /// Where row `(c·kh + u)·kw + v` of the wide im2col of output rows `oys` starts in the
+    /// padded image: at `(c, oys.start + u·dₕ, v·d_w)`; the row is the next `|oys|·W_p` values.
+    #[inline(always)]
+    pub(super) fn wide_rows(&self, oys: &Range<usize>) -> impl Iterator<Item = usize> + use<> {
+        let Self {
+            c,
+            hp,
+            wp,
+            kh,
+            kw,
+            dh,
+            dw,
+            ..
+        } = *self;
+        let top = oys.start;
+        (0..c).flat_map(move |c| {
+            (0..kh).flat_map(move |u| (0..kw).map(move |v| (c * hp + top + u * dh) * wp + v * dw))
+        })
+    }
+
     /// Wide im2col of output rows `oys`: `cols` (`K × |oys|·W_p`) row `(c·kh + u)·kw + v` is
     /// the padded image from `(c, oys.start + u·dₕ, v·d_w)` on.
     #[inline(always)]
     pub(super) fn im2col_wide<T: Scalar>(&self, padded: &[T], oys: Range<usize>, cols: &mut [T]) {
         let width = oys.len() * self.wp;
-        let mut rows = cols.chunks_exact_mut(width);
-        for c in 0..self.c {
-            for u in 0..self.kh {
-                for v in 0..self.kw {
-                    let at = (c * self.hp + oys.start + u * self.dh) * self.wp + v * self.dw;
-                    rows.next()
-                        .expect("K rows")
-                        .copy_from_slice(&padded[at..at + width]);
-                }
-            }
+        for (row, at) in cols.chunks_exact_mut(width).zip(self.wide_rows(&oys)) {
+            row.copy_from_slice(&padded[at..at + width]);
         }
     }
 
@@ -253,16 +265,9 @@ impl Geometry {
     #[inline(always)]
     pub(super) fn col2im_wide<T: Scalar>(&self, dcols: &[T], oys: Range<usize>, dpadded: &mut [T]) {
         let width = oys.len() * self.wp;
-        let mut rows = dcols.chunks_exact(width);
-        for c in 0..self.c {
-            for u in 0..self.kh {
-                for v in 0..self.kw {
-                    let at = (c * self.hp + oys.start + u * self.dh) * self.wp + v * self.dw;
-                    let src = rows.next().expect("K rows");
-                    for (d, s) in dpadded[at..at + width].iter_mut().zip(src) {
-                        *d += *s;
-                    }
-                }
+        for (src, at) in dcols.chunks_exact(width).zip(self.wide_rows(&oys)) {
+            for (d, s) in dpadded[at..at + width].iter_mut().zip(src) {
+                *d += *s;
             }
         }
     }
@@ -315,6 +320,8 @@ pub(super) struct Scratch<T> {
     pub(super) cols_t: Vec<T>,
     /// The output gradient of one block, transposed (backward).
     pub(super) grad_t: Vec<T>,
+    /// Where each im2col row of a block starts in `padded` (wide backward).
+    pub(super) starts: Vec<usize>,
 }
 
 impl<T: Scalar> Scratch<T> {
@@ -381,7 +388,7 @@ impl<T: Scalar> Scratch<T> {
     }
 
     /// The operands of block `oys` of example `g` (`C_out × P`, rows `P` apart), after
-    /// [`Scratch::im2col`]: the output gradient for the input gradient's product `Wᵀ δ` (in
+    /// [`Scratch::load`] and, unless the layout is wide, [`Scratch::im2col`]: the output gradient for the input gradient's product `Wᵀ δ` (in
     /// place, or spread on the padded width in `self.wide` in the wide layout), and the
     /// transposes of both the gradient and the im2col block for the weight gradient's
     /// `δ colsᵀ`, which sums over output positions — the contiguous index of both — so that
@@ -413,7 +420,14 @@ impl<T: Scalar> Scratch<T> {
         self.grad_t.resize(width * c_out, T::zero());
         transpose(delta, c_out, width, ld, &mut self.grad_t);
         self.cols_t.resize(width * geo.k, T::zero());
-        transpose(&self.cols, geo.k, width, width, &mut self.cols_t);
+        if geo.wide() {
+            // each im2col row is a slice of the padded image: transpose straight from it
+            self.starts.clear();
+            self.starts.extend(geo.wide_rows(oys));
+            transpose_rows(&self.padded, &self.starts, width, &mut self.cols_t);
+        } else {
+            transpose(&self.cols, geo.k, width, width, &mut self.cols_t);
+        }
         BlockOperands {
             delta: MatRef::new(delta, c_out, width, ld, 1),
             delta_t: MatRef::new(&self.grad_t, c_out, width, 1, c_out),

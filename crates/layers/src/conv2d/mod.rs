@@ -324,7 +324,10 @@ impl<T: Scalar> Conv2d<T> {
                             .map(|dx| &mut dx[local * in_len..(local + 1) * in_len]);
                         for oys in geo.blocks::<T>() {
                             let width = Scratch::<T>::block_width(&geo, &oys);
-                            buf.im2col(&geo, xi, oys.clone());
+                            if !geo.wide() {
+                                // (the wide layout's operands come from the padded image)
+                                buf.im2col(&geo, xi, oys.clone());
+                            }
                             // the operands leave `buf` borrowed: move dcols out of the way
                             let mut dcols = std::mem::take(&mut buf.dcols);
                             let ops = buf.block_operands(&geo, c_out, gi, &oys);
