@@ -167,8 +167,8 @@ const PAR_MIN_MACS: usize = 1 << 20;
 /// matching columns of `b`), one per thread. Each block packs its own copy of the operand it
 /// shares with the others, so the split goes along the dimension whose shared operand is the
 /// cheaper to pack. Every entry is still computed by one kernel call with the same summation order, so
-/// the result does not depend on the split. The halves run on the calling thread and the helper
-/// thread of `crate::team` (or both inline when the helper is in use).
+/// the result does not depend on the split. The parts run on the calling thread and the helper
+/// threads of `crate::team`, one per thread (inline when no helper is free).
 pub fn par_gemm<T: Scalar>(
     alpha: T,
     a: MatRef<'_, T>,
@@ -178,7 +178,7 @@ pub fn par_gemm<T: Scalar>(
 ) {
     check_chain(&a, &b, &c);
     let macs = a.rows * a.cols * b.cols;
-    let threads = rayon::current_num_threads();
+    let threads = crate::team::threads();
     let parts = if macs >= PAR_MIN_MACS {
         threads.min(macs / (PAR_MIN_MACS / 2))
     } else {
@@ -236,8 +236,8 @@ unsafe fn split_gemm<T: Scalar>(
         let b_right = MatRef::new(&b.data[mid * b.cs..], b.rows, b.cols - mid, b.rs, b.cs);
         (left, right, (a, a), (b_left, b_right))
     };
-    // The calling thread computes the first block while the spinning helper of `team` takes
-    // the second (a sleeping rayon worker would take longer to wake than half a product saves).
+    // The calling thread computes the first block while a spinning helper of `team` takes the
+    // second (a sleeping rayon worker would take longer to wake than half a product saves).
     // SAFETY: the two blocks address disjoint elements of c (different rows or different
     // columns), each chaining with its operands.
     crate::team::join(

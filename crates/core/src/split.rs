@@ -1,6 +1,6 @@
-//! The one way element-wise work is shared between two cores: cut it in two halves at an item
-//! boundary and run them with [`team::join`](crate::team::join), when it holds at least
-//! [`SPLIT_MIN_VALUES`] values.
+//! The one way element-wise work is shared between the cores: cut it at item boundaries, by
+//! halving, into one part per thread of the [`team`](crate::team), and run the parts with
+//! [`team::join`](crate::team::join), when it holds at least [`SPLIT_MIN_VALUES`] values.
 //!
 //! Every entry of element-wise work is computed independently, so the result does not depend on
 //! whether or where the work was split: the bits are the same at any thread count.
@@ -117,8 +117,10 @@ impl<T: Send> Split for Chunks<'_, T> {
     }
 }
 
-/// Runs `f` on `work`, or on its two halves on two cores when it holds at least
-/// [`SPLIT_MIN_VALUES`] values.
+/// Runs `f` on `work`, or on parts of it on several cores when it holds at least
+/// [`SPLIT_MIN_VALUES`] values: as many parts as [`team::threads`](crate::team::threads) (two on
+/// a 2-core machine), none smaller than half of [`SPLIT_MIN_VALUES`], cut at item boundaries by
+/// halving.
 ///
 /// ```
 /// use retroprop_core::split::halves;
@@ -133,14 +135,28 @@ impl<T: Send> Split for Chunks<'_, T> {
 /// assert_eq!(y[99_999], 199_998.0);
 /// ```
 pub fn halves<S: Split>(work: S, f: impl Fn(S) + Sync) {
+    let values = work.items().saturating_mul(work.values_per_item());
+    let parts = if values < SPLIT_MIN_VALUES {
+        1
+    } else {
+        crate::team::threads().min(values / (SPLIT_MIN_VALUES / 2))
+    };
+    in_parts(work, &f, parts);
+}
+
+/// Runs `f` on `work` cut into `parts` parts by halving (a `team::join` per cut).
+fn in_parts<S: Split>(work: S, f: &(impl Fn(S) + Sync), parts: usize) {
     let items = work.items();
-    if items.saturating_mul(work.values_per_item()) < SPLIT_MIN_VALUES || items < 2 {
+    if parts < 2 || items < 2 {
         f(work);
         return;
     }
-    let (a, b) = work.split_at(items / 2);
-    let f = &f;
-    crate::team::join(|| f(a), move || f(b));
+    let left = parts / 2;
+    let (a, b) = work.split_at(items * left / parts);
+    crate::team::join(
+        || in_parts(a, f, left),
+        move || in_parts(b, f, parts - left),
+    );
 }
 
 #[cfg(test)]
