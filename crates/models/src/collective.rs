@@ -14,9 +14,15 @@
 //! ```
 //!
 //! Each chunk is seeded from the run, the epoch, the step and the chunk index (dropout masks,
-//! augmentation), so what a chunk computes does not depend on which rank computes it. Layers
-//! that learn batch statistics (`BatchNorm`) are refused: their running statistics would
-//! differ between ranks.
+//! augmentation), so what a chunk computes does not depend on which rank computes it.
+//!
+//! Layers with batch statistics (`BatchNorm`) normalise each chunk by its own statistics (a
+//! "ghost batch" of C examples, as each GPU's share in PyTorch's DDP). Their running statistics
+//! are combined like the gradients: every chunk starts from the step's buffers `r₀`, and the
+//! buffers after the step are the mean over the chunks of the buffers each chunk left,
+//! `(1/K) Σ_k post_k` — for a momentum `m`, `(1 − m) r₀ + m · mean_k(stat_k)` — added in
+//! chunk order in `f64` (exact when every chunk left a value unchanged), so every rank holds the
+//! same running statistics, bit for bit in the reproducible mode.
 
 use std::sync::Arc;
 
@@ -88,9 +94,8 @@ pub struct DataParallel {
     pub mode: ReduceMode,
 }
 
-/// Refuses to start unless every rank holds the same parameters (an FNV-1a checksum of their
-/// bytes, compared across ranks), naming the first rank that differs; and refuses layers with
-/// batch statistics.
+/// Refuses to start unless every rank holds the same parameters and buffers (an FNV-1a
+/// checksum of their bytes, compared across ranks), naming the first rank that differs.
 ///
 /// # Errors
 /// [`ModelError::Collective`].
@@ -98,28 +103,19 @@ pub fn check_replicas<T: Scalar>(
     model: &Sequential<T>,
     collective: &dyn Collective,
 ) -> Result<(), ModelError> {
-    let mut buffers = 0;
-    model.visit_buffers(&mut |path, _| {
-        if path.contains("running_") {
-            buffers += 1;
-        }
-    });
-    if buffers > 0 {
-        return Err(ModelError::Collective {
-            detail: "the network has batch-normalisation layers, whose running statistics would differ between ranks; distributed training supports networks without them".to_string(),
-        });
-    }
     let mut hash: u64 = 0xCBF2_9CE4_8422_2325;
     let mut bytes = Vec::new();
-    model.visit_params(&mut |_, p| {
+    let mut add = |values: &mut dyn Iterator<Item = &T>| {
         bytes.clear();
-        for v in p.value().iter() {
+        for v in values {
             v.write_le(&mut bytes);
         }
         for b in &bytes {
             hash = (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01B3);
         }
-    });
+    };
+    model.visit_params(&mut |_, p| add(&mut p.value().iter()));
+    model.visit_buffers(&mut |_, b| add(&mut b.value().iter()));
     // two exact halves of the 64-bit checksum
     let mine = [(hash >> 32) as f64, (hash & 0xFFFF_FFFF) as f64];
     let all = collective.all_gather(&mine)?;
@@ -165,17 +161,24 @@ pub(crate) fn sharded_gradient<T: Scalar>(
     let chunks: Vec<&[usize]> = indices.chunks(chunk.max(1)).collect();
     let slots = chunks.len().div_ceil(size);
     let n_theta = model.param_count();
-    // this rank's chunk gradients, one slot per chunk it owns (zeros in unused slots), then
-    // its loss sum and hits
-    let mut mine = Vec::with_capacity(slots * n_theta + 2);
+    // the step's buffers r₀: every chunk starts from them
+    let start = buffer_values(model);
+    let n_buf = start.len();
+    let per_chunk = n_theta + n_buf;
+    // this rank's chunk gradients and the buffers each chunk left, one slot per chunk it owns
+    // (zeros in unused slots), then its loss sum and hits
+    let mut mine = Vec::with_capacity(slots * per_chunk + 2);
     let mut batch = Batch::new();
     let (mut loss_sum, mut hits) = (0.0, 0usize);
     for slot in 0..slots {
         let k = slot * size + rank;
         let Some(ids) = chunks.get(k) else {
-            mine.extend(std::iter::repeat_n(0.0, n_theta));
+            mine.extend(std::iter::repeat_n(0.0, per_chunk));
             continue;
         };
+        if n_buf > 0 {
+            set_buffer_values(model, &start);
+        }
         batch.load(data, ids);
         prepare(model, &mut batch, k)?;
         model.zero_grad();
@@ -191,21 +194,26 @@ pub(crate) fn sharded_gradient<T: Scalar>(
         loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
         hits += crate::train::correct(&logits, &batch.labels);
         model.visit_params(&mut |_, p| mine.extend(p.grad().iter().map(|g| g.to_f64())));
+        model.visit_buffers(&mut |_, b| mine.extend(b.value().iter().map(|v| v.to_f64())));
     }
     let mut sum = vec![0.0f64; n_theta];
+    // Σ_k post_k, in chunk order (reproducible) or by the all-reduce (fast)
+    let mut buffers = vec![0.0f64; n_buf];
     let (loss_sum, hits) = match parallel.mode {
         ReduceMode::Reproducible => {
             mine.extend([loss_sum, hits as f64]);
             let all = parallel.collective.all_gather(&mine)?;
-            let per_rank = slots * n_theta + 2;
+            let per_rank = slots * per_chunk + 2;
             // the sum in chunk order, in T's arithmetic: the same operations for any P
             let mut acc = vec![T::zero(); n_theta];
             for k in 0..chunks.len() {
                 let (slot, owner) = (k / size, k % size);
-                let at = owner * per_rank + slot * n_theta;
+                let at = owner * per_rank + slot * per_chunk;
                 for (a, &g) in acc.iter_mut().zip(&all[at..at + n_theta]) {
                     *a += T::lit(g);
                 }
+                let post = &all[at + n_theta..at + per_chunk];
+                buffers.iter_mut().zip(post).for_each(|(b, &v)| *b += v);
             }
             sum.iter_mut().zip(&acc).for_each(|(s, a)| *s = a.to_f64());
             let totals = (0..size).map(|r| {
@@ -217,16 +225,27 @@ pub(crate) fn sharded_gradient<T: Scalar>(
             totals.fold((0.0, 0usize), |(l, h), (a, b)| (l + a, h + b as usize))
         }
         ReduceMode::Fast => {
-            for slot in mine.chunks_exact(n_theta) {
-                sum.iter_mut().zip(slot).for_each(|(s, g)| *s += g);
+            for slot in mine.chunks_exact(per_chunk) {
+                let (grad, post) = slot.split_at(n_theta);
+                sum.iter_mut().zip(grad).for_each(|(s, g)| *s += g);
+                buffers.iter_mut().zip(post).for_each(|(b, v)| *b += v);
             }
+            sum.extend_from_slice(&buffers);
             sum.extend([loss_sum, hits as f64]);
             parallel.collective.all_reduce_sum(&mut sum)?;
             let hits = sum.pop().unwrap_or(0.0) as usize;
             let loss_sum = sum.pop().unwrap_or(0.0);
+            buffers.copy_from_slice(&sum[n_theta..]);
+            sum.truncate(n_theta);
             (loss_sum, hits)
         }
     };
+    if n_buf > 0 {
+        // the mean of what the chunks left (K equal values: exactly that value, in f64)
+        let k = chunks.len() as f64;
+        let mean: Vec<T> = buffers.iter().map(|&b| T::lit(b / k)).collect();
+        set_buffer_values(model, &mean);
+    }
     let mut at = 0;
     model.visit_params_mut(&mut |_, p| {
         let len = p.len();
@@ -236,6 +255,23 @@ pub(crate) fn sharded_gradient<T: Scalar>(
         at += len;
     });
     Ok(StepTotals { loss_sum, hits })
+}
+
+/// Every buffer value of the model, in visiting order.
+fn buffer_values<T: Scalar>(model: &Sequential<T>) -> Vec<T> {
+    let mut values = Vec::new();
+    model.visit_buffers(&mut |_, b| values.extend(b.value().iter().copied()));
+    values
+}
+
+/// Sets every buffer value of the model from `values` (in visiting order).
+fn set_buffer_values<T: Scalar>(model: &mut Sequential<T>, values: &[T]) {
+    let mut at = 0;
+    model.visit_buffers_mut(&mut |_, b| {
+        let slice = b.as_mut_slice();
+        slice.copy_from_slice(&values[at..at + slice.len()]);
+        at += slice.len();
+    });
 }
 
 /// [`evaluate`](crate::evaluate) with the examples shared among the ranks: rank `r` evaluates

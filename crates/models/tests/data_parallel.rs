@@ -1,14 +1,15 @@
 //! Data-parallel training without MPI: P ranks as P threads (each with its own model and a
 //! one-thread pool) exchanging through shared memory. The reproducible mode gives the same
 //! parameters, bit for bit, for P = 1, 2, 3 (mini-batch and full batch, with dropout); the fast
-//! mode the same within rounding; replicas that differ are refused naming the rank.
+//! mode the same within rounding; replicas that differ are refused naming the rank; a network
+//! with batch normalisation gets the same parameters and running statistics on every rank.
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, Barrier, Mutex};
 
 use nalgebra::DMatrix;
 use retroprop_core::rng::Rng;
-use retroprop_layers::{Dense, Dropout, Init, Layer, Relu, Shape};
+use retroprop_layers::{BatchNorm, BatchNormConfig, Dense, Dropout, Init, Layer, Relu, Shape};
 use retroprop_losses::CrossEntropy;
 use retroprop_models::collective::{Collective, DataParallel, ReduceMode};
 use retroprop_models::{BatchSize, FitConfig, InMemory, ModelError, Sequential, fit};
@@ -64,6 +65,19 @@ fn network(seed: u64, dropout: bool) -> Sequential<f32> {
         .unwrap()
 }
 
+/// The network of the tests without dropout, with a batch normalisation after its first layer.
+fn with_batch_norm(seed: u64) -> Sequential<f32> {
+    Sequential::new(Shape::Flat(6))
+        .push(Dense::new(6, 16, Init::HeUniform { seed }).unwrap())
+        .unwrap()
+        .push(BatchNorm::new_1d(BatchNormConfig::new(16)).unwrap())
+        .unwrap()
+        .push(Relu::new())
+        .unwrap()
+        .push(Dense::new(16, 3, Init::HeUniform { seed: seed + 1 }).unwrap())
+        .unwrap()
+}
+
 fn data() -> InMemory<f32> {
     let mut rng = Rng::new(5);
     let x = DMatrix::from_fn(6, 250, |_, _| rng.uniform(-1.0, 1.0) as f32);
@@ -73,7 +87,7 @@ fn data() -> InMemory<f32> {
     InMemory::new(x, labels, 3).unwrap()
 }
 
-/// Every rank's parameters after training on `p` ranks.
+/// Every rank's parameters (then buffers, if any) after training on `p` ranks.
 fn train(
     p: usize,
     batch: BatchSize,
@@ -81,17 +95,22 @@ fn train(
     dropout: bool,
     seeds: &[u64],
 ) -> Vec<Result<Vec<f32>, ModelError>> {
-    train_with(p, batch, mode, dropout, seeds, false)
+    let build = if dropout {
+        |seed| network(seed, true)
+    } else {
+        |seed| network(seed, false)
+    };
+    train_with(p, batch, mode, seeds, false, build)
 }
 
-/// The same, with AdamW instead of SGD if `adam`.
+/// The same for the network `build(seed)`, with AdamW instead of SGD if `adam`.
 fn train_with(
     p: usize,
     batch: BatchSize,
     mode: ReduceMode,
-    dropout: bool,
     seeds: &[u64],
     adam: bool,
+    build: fn(u64) -> Sequential<f32>,
 ) -> Vec<Result<Vec<f32>, ModelError>> {
     let shared = Arc::new(Shared {
         barrier: Barrier::new(p),
@@ -108,7 +127,7 @@ fn train_with(
                     .build()
                     .unwrap();
                 pool.install(|| {
-                    let mut net = network(seed, dropout);
+                    let mut net = build(seed);
                     let mut optimizer: Box<dyn Optimizer<f32>> = if adam {
                         Box::new(Adam::adamw(0.01).unwrap())
                     } else {
@@ -130,6 +149,7 @@ fn train_with(
                     )?;
                     let mut values = Vec::new();
                     net.visit_params(&mut |_, p| values.extend(p.value().iter().copied()));
+                    net.visit_buffers(&mut |_, b| values.extend(b.value().iter().copied()));
                     Ok(values)
                 })
             })
@@ -211,13 +231,14 @@ fn replicas_that_differ_are_refused_naming_the_rank() {
 
 #[test]
 fn adamw_gives_the_same_bits_on_three_ranks_too() {
+    let with_dropout = |seed| network(seed, true);
     let one = train_with(
         1,
         BatchSize::Mini(64),
         ReduceMode::Reproducible,
-        true,
         &[3],
         true,
+        with_dropout,
     )
     .remove(0)
     .unwrap();
@@ -225,11 +246,65 @@ fn adamw_gives_the_same_bits_on_three_ranks_too() {
         3,
         BatchSize::Mini(64),
         ReduceMode::Reproducible,
-        true,
         &[3],
         true,
+        with_dropout,
     ) {
         assert!(params.unwrap() == one);
+    }
+}
+
+#[test]
+fn batch_normalisation_gives_the_same_parameters_and_running_statistics_on_every_rank() {
+    for batch in [BatchSize::Mini(100), BatchSize::Full] {
+        let one = train_with(
+            1,
+            batch,
+            ReduceMode::Reproducible,
+            &[3],
+            false,
+            with_batch_norm,
+        )
+        .remove(0)
+        .unwrap();
+        for p in [2, 3] {
+            for (rank, values) in train_with(
+                p,
+                batch,
+                ReduceMode::Reproducible,
+                &[3],
+                false,
+                with_batch_norm,
+            )
+            .into_iter()
+            .enumerate()
+            {
+                assert!(
+                    values.unwrap() == one,
+                    "{batch:?}: rank {rank} of {p} differs from one process"
+                );
+            }
+        }
+        // the running statistics moved from their start (mean 0, variance 1, 0 batches)
+        let net = with_batch_norm(3);
+        let mut start = Vec::new();
+        net.visit_params(&mut |_, p| start.extend(p.value().iter().copied()));
+        let n_params = start.len();
+        net.visit_buffers(&mut |_, b| start.extend(b.value().iter().copied()));
+        assert!(
+            one[n_params..] != start[n_params..],
+            "{batch:?}: buffers unchanged"
+        );
+        // the fast mode agrees within rounding, buffers included
+        for values in train_with(3, batch, ReduceMode::Fast, &[3], false, with_batch_norm) {
+            let values = values.unwrap();
+            let worst = values
+                .iter()
+                .zip(&one)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "{batch:?}: fast mode deviates by {worst}");
+        }
     }
 }
 
