@@ -1,0 +1,78 @@
+//! A header that does not decode is explained in words: cut short, naming a layer kind this
+//! version does not know, or larger than any this version writes — each file here has a valid
+//! checksum, so only the header's own decoding can tell what is wrong.
+
+use std::path::PathBuf;
+
+use retroprop_layers::Init;
+use retroprop_models::checkpoint::{self, CheckpointError};
+
+/// The 64-bit FNV-1a checksum the format ends with.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// A checkpoint of format `version` whose header is `header`, with some value bytes after it
+/// and a correct checksum.
+fn file_with_header(version: u32, header: &[u8]) -> Vec<u8> {
+    let mut out = checkpoint::MAGIC.to_vec();
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header);
+    out.extend_from_slice(&[0; 16]);
+    let checksum = fnv1a(&out);
+    out.extend_from_slice(&checksum.to_le_bytes());
+    out
+}
+
+/// The header of a real checkpoint (the bytes between the prefix and the values).
+fn header_of(bytes: &[u8]) -> Vec<u8> {
+    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    bytes[20..20 + len].to_vec()
+}
+
+fn header_detail(bytes: &[u8]) -> String {
+    match checkpoint::from_bytes::<f32>(bytes) {
+        Err(CheckpointError::Header { detail }) => detail,
+        other => panic!("expected a header error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_header_cut_short_says_so() {
+    let net = retroprop_models::mlp::<f32>(784, 16, 10, Init::HeUniform { seed: 1 }).unwrap();
+    let header = header_of(&checkpoint::to_bytes::<f32>(&net).unwrap());
+    let cut = &header[..header.len() / 2];
+    let detail = header_detail(&file_with_header(checkpoint::FORMAT_VERSION, cut));
+    assert!(detail.contains("ends early"), "{detail}");
+}
+
+#[test]
+fn a_length_beyond_the_limit_says_the_header_is_too_large() {
+    // the first field (the scalar's name) claims 2²¹ bytes, twice the limit: bincode's varint
+    // marker 252, then a u32
+    let mut header = vec![252];
+    let claimed = 2 * checkpoint::MAX_HEADER_BYTES as u32;
+    header.extend_from_slice(&claimed.to_le_bytes());
+    let detail = header_detail(&file_with_header(checkpoint::FORMAT_VERSION, &header));
+    assert!(detail.contains("larger than any"), "{detail}");
+}
+
+#[test]
+fn an_unknown_layer_kind_of_version_1_says_the_file_may_be_newer() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-mlp-f32.ckpt");
+    let mut header = header_of(&std::fs::read(path).unwrap());
+    // scalar "f32" (length 3, 3 bytes), the node count, then the first node's variant index
+    assert_eq!(&header[..4], &[3, b'f', b'3', b'2']);
+    assert_eq!(header[5], 0, "the first node is the Sequential");
+    header[5] = 200;
+    let detail = header_detail(&file_with_header(1, &header));
+    assert!(detail.contains("does not know"), "{detail}");
+    // a malformation of another kind is called malformed, not unknown
+    header[5] = 0;
+    header[0] = 250;
+    let detail = header_detail(&file_with_header(1, &header));
+    assert!(!detail.contains("does not know"), "{detail}");
+}
