@@ -2,8 +2,9 @@
 # Data-parallel training over MPI, as `cargo xtask ci` runs it (and a developer can, alone):
 # installs Open MPI when absent (CI runs as root on a fresh Debian machine), builds the program
 # with the `mpi` feature in its own target directory, then on loopback
-#   - a few full-batch steps and one mini-batch epoch on 10 000 images with 1, 2 and 3 ranks:
-#     the reproducible mode's checkpoints must be identical byte for byte;
+#   - a few full-batch steps and one mini-batch epoch on 10 000 images with 1, 2 and 3 ranks,
+#     and an epoch of the residual CNN (batch normalisation) on 1 280 images: the reproducible
+#     mode's checkpoints (running statistics included) must be identical byte for byte;
 #   - the fast mode on 3 ranks: within tolerance of the reproducible run;
 #   - a rank killed mid-run: every rank exits non-zero within 60 s and no run directory appears.
 set -euo pipefail
@@ -23,18 +24,19 @@ MPIRUN=(mpirun --allow-run-as-root --oversubscribe -quiet)
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-run() { # name ranks flags…
+run() { # name ranks flags…  (LIMIT=n: images, 10 000 by default)
   local name=$1 np=$2
   shift 2
-  "${MPIRUN[@]}" -np "$np" "$BIN" train --distributed --limit 10000 --threads 1 --json \
+  "${MPIRUN[@]}" -np "$np" "$BIN" train --distributed --limit "${LIMIT:-10000}" --threads 1 --json \
     --out "$WORK/$name-$np" "$@" >"$WORK/$name-$np.json"
 }
 
 for np in 1 2 3; do
   run full "$np" --full-batch --epochs 3
   run mini "$np" --epochs 1
+  LIMIT=1280 run resnet "$np" --model resnet --epochs 1 --batch-size 64
 done
-for name in full mini; do
+for name in full mini resnet; do
   for np in 2 3; do
     cmp "$WORK/$name-1/model.ckpt" "$WORK/$name-$np/model.ckpt"
     echo "distributed: $name, $np ranks: the checkpoint of 1 process, byte for byte"
