@@ -1,10 +1,13 @@
 //! A header that does not decode is explained in words: cut short, naming a layer kind this
 //! version does not know, or larger than any this version writes — each file here has a valid
-//! checksum, so only the header's own decoding can tell what is wrong.
+//! checksum, so only the header's own decoding can tell what is wrong. And the boundaries of
+//! the header's checks: nesting exactly as deep as allowed loads, and a file cut right after its
+//! header says how long it should be.
 
 use std::path::PathBuf;
 
-use retroprop_layers::Init;
+use retroprop_layers::{Init, Layer, Relu, Shape};
+use retroprop_models::Sequential;
 use retroprop_models::checkpoint::{self, CheckpointError};
 
 /// The 64-bit FNV-1a checksum the format ends with.
@@ -75,4 +78,40 @@ fn an_unknown_layer_kind_of_version_1_says_the_file_may_be_newer() {
     header[0] = 250;
     let detail = header_detail(&file_with_header(1, &header));
     assert!(!detail.contains("does not know"), "{detail}");
+}
+
+#[test]
+fn nesting_exactly_as_deep_as_allowed_loads_and_one_more_is_refused() {
+    let nested = |depth: usize| {
+        let mut net = Sequential::<f32>::new(Shape::Flat(2))
+            .push(Relu::new())
+            .unwrap();
+        for _ in 1..depth {
+            net = Sequential::new(Shape::Flat(2)).push(net).unwrap();
+        }
+        net
+    };
+    let deepest = nested(checkpoint::MAX_DEPTH);
+    let loaded = checkpoint::from_bytes::<f32>(&checkpoint::to_bytes(&deepest).unwrap()).unwrap();
+    assert_eq!(loaded.spec(), deepest.spec());
+    let too_deep = checkpoint::to_bytes(&nested(checkpoint::MAX_DEPTH + 1)).unwrap();
+    match checkpoint::from_bytes::<f32>(&too_deep) {
+        Err(CheckpointError::Header { detail }) => assert!(detail.contains("nesting"), "{detail}"),
+        other => panic!("expected a header error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_file_cut_right_after_its_header_says_how_long_it_should_be() {
+    let net = retroprop_models::mlp::<f32>(4, 3, 2, Init::HeUniform { seed: 1 }).unwrap();
+    let bytes = checkpoint::to_bytes::<f32>(&net).unwrap();
+    let header_end = 20 + header_of(&bytes).len();
+    // the header and 8 more bytes (where the checksum would be): every value is missing
+    let cut = &bytes[..header_end + 8];
+    match checkpoint::from_bytes::<f32>(cut) {
+        Err(CheckpointError::Truncated { needed, got }) => {
+            assert_eq!((needed, got), (bytes.len() as u64, cut.len() as u64));
+        }
+        other => panic!("expected a truncation, got {other:?}"),
+    }
 }
