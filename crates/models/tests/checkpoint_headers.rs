@@ -114,4 +114,12 @@ fn a_file_cut_right_after_its_header_says_how_long_it_should_be() {
         }
         other => panic!("expected a truncation, got {other:?}"),
     }
+    // cut inside the header: at least the header and the checksum are needed
+    let cut = &bytes[..header_end - 3];
+    match checkpoint::from_bytes::<f32>(cut) {
+        Err(CheckpointError::Truncated { needed, got }) => {
+            assert_eq!((needed, got), (header_end as u64 + 8, cut.len() as u64));
+        }
+        other => panic!("expected a truncation, got {other:?}"),
+    }
 }
