@@ -123,3 +123,74 @@ fn a_file_cut_right_after_its_header_says_how_long_it_should_be() {
         other => panic!("expected a truncation, got {other:?}"),
     }
 }
+
+/// The bytes of a file: `body`, then its checksum.
+fn with_checksum(mut body: Vec<u8>) -> Vec<u8> {
+    let checksum = fnv1a(&body);
+    body.extend_from_slice(&checksum.to_le_bytes());
+    body
+}
+
+#[test]
+fn a_short_file_is_truncated_if_it_starts_like_a_checkpoint_and_foreign_otherwise() {
+    // the prefix (magic, version, header length) and the checksum: 28 bytes at least
+    for len in [1, 4, 8, 20, 27] {
+        let mut file = checkpoint::MAGIC.to_vec();
+        file.extend_from_slice(&checkpoint::FORMAT_VERSION.to_le_bytes());
+        file.extend_from_slice(&[0; 16]);
+        match checkpoint::from_bytes::<f32>(&file[..len]) {
+            Err(CheckpointError::Truncated { needed, got }) => {
+                assert_eq!((needed, got), (28, len as u64), "{len} bytes");
+            }
+            other => panic!("{len} bytes: expected a truncation, got {other:?}"),
+        }
+    }
+    for foreign in [&b"XYZ"[..], b"RETROPRX", b"not a checkpoint at all"] {
+        assert!(
+            matches!(
+                checkpoint::from_bytes::<f32>(foreign),
+                Err(CheckpointError::BadMagic)
+            ),
+            "{foreign:?}"
+        );
+    }
+}
+
+#[test]
+fn a_file_of_exactly_the_minimum_length_is_read_not_called_truncated() {
+    // magic, version, an empty header, the checksum: 28 bytes, whole
+    let mut body = checkpoint::MAGIC.to_vec();
+    body.extend_from_slice(&checkpoint::FORMAT_VERSION.to_le_bytes());
+    body.extend_from_slice(&0u64.to_le_bytes());
+    let file = with_checksum(body);
+    assert_eq!(file.len(), 28);
+    let detail = header_detail(&file);
+    assert!(detail.contains("ends early"), "{detail}");
+}
+
+#[test]
+fn a_header_longer_than_the_file_is_a_size_error_with_both_numbers() {
+    let mut body = checkpoint::MAGIC.to_vec();
+    body.extend_from_slice(&checkpoint::FORMAT_VERSION.to_le_bytes());
+    body.extend_from_slice(&30u64.to_le_bytes());
+    body.extend_from_slice(&[7; 26]);
+    match checkpoint::from_bytes::<f32>(&with_checksum(body)) {
+        Err(CheckpointError::HeaderSize {
+            declared,
+            available,
+        }) => assert_eq!((declared, available), (30, 26)),
+        other => panic!("expected a header size error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_whole_file_with_a_flipped_value_byte_is_corrupted_not_truncated() {
+    let net = retroprop_models::mlp::<f32>(4, 3, 2, Init::HeUniform { seed: 1 }).unwrap();
+    let mut bytes = checkpoint::to_bytes::<f32>(&net).unwrap();
+    let at = bytes.len() - 12;
+    bytes[at] ^= 0x40;
+    assert!(matches!(
+        checkpoint::from_bytes::<f32>(&bytes),
+        Err(CheckpointError::ChecksumMismatch { .. })
+    ));
+}
