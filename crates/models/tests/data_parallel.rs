@@ -191,6 +191,15 @@ fn the_reproducible_mode_gives_the_same_bits_on_one_two_and_three_ranks() {
     }
 }
 
+/// The largest deviation of `values` from `exact`, relative where `|exact| > 1`.
+fn worst_deviation(values: &[f32], exact: &[f32]) -> f32 {
+    values
+        .iter()
+        .zip(exact)
+        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+        .fold(0.0f32, f32::max)
+}
+
 #[test]
 fn the_fast_mode_agrees_within_rounding() {
     let exact = train(
@@ -203,12 +212,7 @@ fn the_fast_mode_agrees_within_rounding() {
     .remove(0)
     .unwrap();
     for params in train(3, BatchSize::Mini(64), ReduceMode::Fast, false, &[3]) {
-        let params = params.unwrap();
-        let worst = params
-            .iter()
-            .zip(&exact)
-            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-            .fold(0.0f32, f32::max);
+        let worst = worst_deviation(&params.unwrap(), &exact);
         assert!(worst < 1e-4, "fast mode deviates by {worst}");
     }
 }
@@ -297,12 +301,7 @@ fn batch_normalisation_gives_the_same_parameters_and_running_statistics_on_every
         );
         // the fast mode agrees within rounding, buffers included
         for values in train_with(3, batch, ReduceMode::Fast, &[3], false, with_batch_norm) {
-            let values = values.unwrap();
-            let worst = values
-                .iter()
-                .zip(&one)
-                .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
-                .fold(0.0f32, f32::max);
+            let worst = worst_deviation(&values.unwrap(), &one);
             assert!(worst < 1e-4, "{batch:?}: fast mode deviates by {worst}");
         }
     }
