@@ -1,0 +1,136 @@
+//! Conv2d against its looped definition, on awkward configurations and random ones.
+use super::*;
+
+/// The definition, looped: the reference the GEMM path must match.
+fn direct(cfg: &Conv2dConfig, w: &DMatrix<f64>, b: &[f64], x: &[f64]) -> Vec<f64> {
+    let (oh, ow) = cfg.output_size().unwrap();
+    let (c_in, h, wd) = (cfg.in_channels, cfg.input.h, cfg.input.w);
+    let (k, s, p, d) = (cfg.kernel, cfg.stride, cfg.padding, cfg.dilation);
+    let mut y = vec![0.0; cfg.out_channels * oh * ow];
+    for o in 0..cfg.out_channels {
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut acc = b.get(o).copied().unwrap_or(0.0);
+                for c in 0..c_in {
+                    for u in 0..k.h {
+                        for v in 0..k.w {
+                            let iy = (i * s.h + u * d.h) as isize - p.h as isize;
+                            let ix = (j * s.w + v * d.w) as isize - p.w as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                continue;
+                            }
+                            let tap = (c * k.h + u) * k.w + v;
+                            acc += w[(o, tap)] * x[(c * h + iy as usize) * wd + ix as usize];
+                        }
+                    }
+                }
+                y[(o * oh + i) * ow + j] = acc;
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn matches_the_definition_on_awkward_configurations() {
+    let configs = [
+        Conv2dConfig::new((2, 7, 5), 3, (3, 2))
+            .stride((2, 1))
+            .padding((1, 2)),
+        Conv2dConfig::new((1, 9, 9), 2, 3)
+            .dilation(2)
+            .padding(1)
+            .stride(3),
+        Conv2dConfig::new((3, 4, 6), 1, (4, 1)).without_bias(),
+        Conv2dConfig::new((1, 3, 3), 2, 5).padding(2),
+    ];
+    for cfg in configs {
+        let mut conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed: 3 }).unwrap();
+        let mut rng = retroprop_core::rng::Rng::new(5);
+        let x = DMatrix::from_fn(cfg.input_shape().len(), 3, |_, _| rng.uniform(-1.0, 1.0));
+        let y = conv.forward(&x).unwrap();
+        let b: Vec<f64> = conv
+            .bias()
+            .map(|b| b.value().as_slice().to_vec())
+            .unwrap_or_default();
+        for col in 0..3 {
+            let want = direct(&cfg, conv.weight().value(), &b, x.column(col).as_slice());
+            for (a, w) in y.column(col).iter().zip(&want) {
+                assert!((a - w).abs() < 1e-12, "{cfg:?}: {a} vs {w}");
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 128,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "proptest-regressions/conv2d.txt",
+            ),
+        )),
+        ..Default::default()
+    })]
+
+    #[test]
+    fn gemm_path_matches_the_definition(
+        ci in 1usize..4, co in 1usize..4, kh in 1usize..5, kw in 1usize..5,
+        sh in 1usize..4, sw in 1usize..4, ph in 0usize..3, pw in 0usize..3,
+        dh in 1usize..3, dw in 1usize..3, eh in 0usize..6, ew in 0usize..6,
+        n in 1usize..4, seed in 0u64..1000,
+    ) {
+        let h = (dh * (kh - 1) + 1).saturating_sub(2 * ph).max(1) + eh;
+        let w = (dw * (kw - 1) + 1).saturating_sub(2 * pw).max(1) + ew;
+        let cfg = Conv2dConfig::new((ci, h, w), co, (kh, kw))
+            .stride((sh, sw)).padding((ph, pw)).dilation((dh, dw));
+        let conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed }).unwrap();
+        let mut rng = retroprop_core::rng::Rng::new(seed);
+        let x = DMatrix::from_fn(cfg.input_shape().len(), n, |_, _| rng.uniform(-1.0, 1.0));
+        let y = conv.infer(&x).unwrap();
+        let b = conv.bias().unwrap().value().as_slice().to_vec();
+        for col in 0..n {
+            let want = direct(&cfg, conv.weight().value(), &b, x.column(col).as_slice());
+            for (a, w) in y.column(col).iter().zip(&want) {
+                proptest::prop_assert!((a - w).abs() < 1e-12, "{:?}: {} vs {}", cfg, a, w);
+            }
+        }
+    }
+}
+
+#[test]
+fn homework_question_3_shapes() {
+    let c1 = Conv2dConfig::new((3, 128, 128), 32, 8).stride(2).padding(3);
+    assert_eq!(c1.output_shape().unwrap(), Shape::image(32, 64, 64));
+    let c3 = Conv2dConfig::new((32, 32, 32), 64, 3).padding(1);
+    assert_eq!(c3.output_shape().unwrap(), Shape::image(64, 32, 32));
+    let conv = Conv2d::<f32>::new(c3, Init::Zeros).unwrap();
+    // 3b: 3·3·32·64 = 18 432 weights, + 64 biases
+    assert_eq!(conv.weight().len(), 18_432);
+    assert_eq!(conv.bias().unwrap().len(), 64);
+}
+
+#[test]
+fn empty_output_is_an_error_naming_the_numbers() {
+    let err = Conv2dConfig::new((1, 4, 4), 1, 3).dilation(2).output_size();
+    assert_eq!(
+        err,
+        Err(LayerError::EmptyOutput {
+            layer: "Conv2d",
+            axis: "height",
+            input: 4,
+            kernel: 3,
+            padding: 0,
+            dilation: 2
+        })
+    );
+    assert_eq!(
+        Conv2dConfig::new((1, 4, 4), 1, 3)
+            .stride((1, 0))
+            .output_size(),
+        Err(LayerError::ZeroSize {
+            layer: "Conv2d",
+            what: "stride width"
+        })
+    );
+}
