@@ -11,8 +11,9 @@
 //! - [`simd`] — run-time CPU dispatch: the hot generic loops compiled for x86-64-v3 as well as
 //!   the baseline, so no build needs a CPU flag;
 //! - [`rng`] — the seeded generator every initialiser and shuffle uses (same seed, same bits);
-//! - [`team`] — the spinning helper thread that takes half of a product, and [`split`] — the one
-//!   helper (and the one threshold) by which element-wise work is cut in two for it.
+//! - [`team`] — the spinning helper threads (one per extra thread) that take parts of a product,
+//!   and [`split`] — the one helper (and the one threshold) by which element-wise work is cut for
+//!   them.
 //!
 //! `retroprop-activations` builds the functions of part 1 on it; every other crate takes its
 //! scalar type from here.

@@ -241,7 +241,7 @@ impl<T: Scalar> Source<T> for Images {
             },
             indices,
         );
-        // a large batch in two halves, on two cores
+        // a large batch in parts, one per thread
         split::halves(work, |(columns, indices)| {
             // compiled for the best instruction set (retroprop_core::simd)
             vectorized(

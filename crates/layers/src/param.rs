@@ -116,7 +116,7 @@ impl<T: Scalar> Param<T> {
     /// Sets the gradient to zero.
     pub fn zero_grad(&mut self) {
         // on the slice: a memset (nalgebra's `fill` goes element by element), in two halves on
-        // two cores for a large parameter
+        // every thread of the team for a large parameter
         split::halves(self.grad.as_mut_slice(), |g| g.fill(T::zero()));
     }
 }

@@ -273,7 +273,7 @@ impl<T: Scalar> ParamStates<T> {
             }
             let state = by_path.get_mut(path).expect("inserted above");
             let slots: Vec<&mut [T]> = state.iter_mut().map(Vec::as_mut_slice).collect();
-            // a large parameter in two halves, on two cores (`retroprop_core::split`): each
+            // a large parameter in parts, one per thread (`retroprop_core::split`): each
             // entry is independent, so the result does not depend on the split
             split::halves((theta, grad, slots), |(theta, grad, mut slots)| {
                 // the rule's loop compiled for the best instruction set (retroprop_core::simd)
