@@ -194,3 +194,77 @@ fn a_whole_file_with_a_flipped_value_byte_is_corrupted_not_truncated() {
         Err(CheckpointError::ChecksumMismatch { .. })
     ));
 }
+
+/// A layer whose description does not say its parameter's size (as a hand-written layer might
+/// forget to): files of two sizes have the same architecture, and only the parameter entries
+/// tell them apart.
+struct Forgetful(retroprop_layers::Param<f32>);
+
+impl Forgetful {
+    fn new(n: usize) -> Self {
+        let value = nalgebra::DMatrix::from_element(n, n, 0.5);
+        Self(retroprop_layers::Param::new(
+            "w",
+            retroprop_layers::ParamKind::Weight,
+            value,
+        ))
+    }
+}
+
+impl Layer<f32> for Forgetful {
+    fn name(&self) -> &'static str {
+        "test.Forgetful"
+    }
+    fn spec(&self) -> retroprop_layers::LayerSpec {
+        retroprop_layers::LayerSpec::unit("test.Forgetful")
+    }
+    fn output_shape(&self, s: Shape) -> Result<Shape, retroprop_layers::LayerError> {
+        Ok(s)
+    }
+    fn forward(
+        &mut self,
+        x: &nalgebra::DMatrix<f32>,
+    ) -> Result<nalgebra::DMatrix<f32>, retroprop_layers::LayerError> {
+        Ok(x.clone())
+    }
+    fn backward(
+        &mut self,
+        g: &nalgebra::DMatrix<f32>,
+    ) -> Result<nalgebra::DMatrix<f32>, retroprop_layers::LayerError> {
+        Ok(g.clone())
+    }
+    fn infer(
+        &self,
+        x: &nalgebra::DMatrix<f32>,
+    ) -> Result<nalgebra::DMatrix<f32>, retroprop_layers::LayerError> {
+        Ok(x.clone())
+    }
+    fn visit_params(&self, f: &mut dyn FnMut(&str, &retroprop_layers::Param<f32>)) {
+        f("w", &self.0);
+    }
+    fn visit_params_mut(&mut self, f: &mut dyn FnMut(&str, &mut retroprop_layers::Param<f32>)) {
+        f("w", &mut self.0);
+    }
+}
+
+#[test]
+fn parameters_of_another_shape_are_an_architecture_mismatch_naming_both() {
+    let small = Sequential::<f32>::new(Shape::Flat(2))
+        .push(Forgetful::new(2))
+        .unwrap();
+    let bytes = checkpoint::to_bytes(&small).unwrap();
+    let mut large = Sequential::<f32>::new(Shape::Flat(2))
+        .push(Forgetful::new(3))
+        .unwrap();
+    match checkpoint::load_into_bytes(&mut large, &bytes) {
+        Err(CheckpointError::ArchitectureMismatch { detail }) => {
+            assert!(detail.contains("2×2") && detail.contains("3×3"), "{detail}");
+        }
+        other => panic!("expected an architecture mismatch, got {other:?}"),
+    }
+    // the same shape loads
+    let mut same = Sequential::<f32>::new(Shape::Flat(2))
+        .push(Forgetful::new(2))
+        .unwrap();
+    checkpoint::load_into_bytes(&mut same, &bytes).unwrap();
+}
