@@ -134,3 +134,60 @@ fn empty_output_is_an_error_naming_the_numbers() {
         })
     );
 }
+
+/// `⟨δ, y⟩` for the convolution with weight `w`, no bias, on input `x`.
+fn inner(cfg: Conv2dConfig, w: DMatrix<f64>, x: &DMatrix<f64>, delta: &DMatrix<f64>) -> f64 {
+    let conv = Conv2d::from_params(cfg.without_bias(), w, None).unwrap();
+    conv.infer(x).unwrap().dot(delta)
+}
+
+#[test]
+fn the_backward_pass_is_the_adjoint_of_the_forward() {
+    // L = ⟨δ, y⟩ is linear in W and in x: dL/dW[o, t] = L(W = e_ot), dL/dx[k] = L(x = e_k),
+    // dL/db[o] = Σ δ[o, ·]; three examples in three chunks, stride 1 (wide) and 2 (phased)
+    for cfg in [
+        Conv2dConfig::new((2, 5, 4), 2, 3).padding(1),
+        Conv2dConfig::new((2, 6, 5), 2, (3, 2))
+            .stride(2)
+            .padding((1, 0)),
+    ] {
+        let mut rng = retroprop_core::rng::Rng::new(9);
+        let mut conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed: 4 }).unwrap();
+        let x = DMatrix::from_fn(cfg.input_shape().len(), 3, |_, _| rng.uniform(-1.0, 1.0));
+        let y = conv.forward(&x).unwrap();
+        let delta = DMatrix::from_fn(y.nrows(), 3, |_, _| rng.uniform(-1.0, 1.0));
+        let dx = conv.backward(&delta).unwrap();
+        let w = conv.weight().value().clone();
+        let (c_out, k) = w.shape();
+        for o in 0..c_out {
+            for t in 0..k {
+                let mut unit = DMatrix::zeros(c_out, k);
+                unit[(o, t)] = 1.0;
+                let want = inner(cfg, unit, &x, &delta);
+                let got = conv.weight().grad()[(o, t)];
+                assert!(
+                    (got - want).abs() < 1e-12,
+                    "{cfg:?} dW[{o}, {t}]: {got} vs {want}"
+                );
+            }
+            let db: f64 = (0..3)
+                .map(|j| {
+                    delta
+                        .column(j)
+                        .rows(o * y.nrows() / c_out, y.nrows() / c_out)
+                        .sum()
+                })
+                .sum();
+            let got = conv.bias().unwrap().grad()[o];
+            assert!((got - db).abs() < 1e-12, "{cfg:?} db[{o}]: {got} vs {db}");
+        }
+        for i in 0..x.nrows() {
+            for j in 0..3 {
+                let mut unit = DMatrix::zeros(x.nrows(), 3);
+                unit[(i, j)] = 1.0;
+                let want = inner(cfg, w.clone(), &unit, &delta);
+                assert!((dx[(i, j)] - want).abs() < 1e-12, "{cfg:?} dx[{i}, {j}]");
+            }
+        }
+    }
+}
