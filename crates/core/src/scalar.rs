@@ -93,10 +93,10 @@ pub trait Kernels: Sized + sealed::Sealed {
     /// large `x`, where `1 − erf(x)` would give 0): the exact GELU's `Φ(x) = ½ erfc(−x/√2)`.
     fn erfc(self) -> Self;
 
-    /// `dst ← Mᵀ` for the matrix whose row `i` is `src[starts[i]..starts[i] + cols]`; `dst`
-    /// gets the contiguous row-major transpose. Use the checked
-    /// [`crate::transpose::transpose_rows`], which checks the extents before calling this.
-    fn transpose_raw(src: &[Self], starts: &[usize], cols: usize, dst: &mut [Self]);
+    /// `dst ← Mᵀ` for the matrix whose row `i` is `src[rows.start(i)..][..cols]`; `dst` gets
+    /// the contiguous row-major transpose. Use the checked [`crate::transpose::transpose`] or
+    /// [`crate::transpose::transpose_rows`], which check the extents before calling this.
+    fn transpose_raw(src: &[Self], rows: crate::transpose::Rows<'_>, cols: usize, dst: &mut [Self]);
 
     /// `c ← α a b + β c` for `a: m × k`, `b: k × n`, `c: m × n` on raw strided operands:
     /// matrixmultiply's `sgemm` or `dgemm`, chosen by the type (no run-time type test, no
@@ -189,8 +189,13 @@ impl Kernels for f64 {
     fn erfc(self) -> Self {
         libm::erfc(self)
     }
-    fn transpose_raw(src: &[Self], starts: &[usize], cols: usize, dst: &mut [Self]) {
-        crate::transpose::generic(src, starts, cols, dst);
+    fn transpose_raw(
+        src: &[Self],
+        rows: crate::transpose::Rows<'_>,
+        cols: usize,
+        dst: &mut [Self],
+    ) {
+        crate::transpose::generic(src, rows, cols, dst);
     }
     gemm_raw!(matrixmultiply::dgemm);
 }
@@ -233,8 +238,13 @@ impl Kernels for f32 {
     fn erfc(self) -> Self {
         libm::erfcf(self)
     }
-    fn transpose_raw(src: &[Self], starts: &[usize], cols: usize, dst: &mut [Self]) {
-        crate::transpose::f32s(src, starts, cols, dst);
+    fn transpose_raw(
+        src: &[Self],
+        rows: crate::transpose::Rows<'_>,
+        cols: usize,
+        dst: &mut [Self],
+    ) {
+        crate::transpose::f32s(src, rows, cols, dst);
     }
     gemm_raw!(matrixmultiply::sgemm);
 }

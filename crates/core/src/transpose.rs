@@ -34,8 +34,56 @@ const TILE: usize = 8;
 /// `rows·cols` — a bug in the caller, never user input.
 pub fn transpose<T: Scalar>(src: &[T], rows: usize, cols: usize, ld: usize, dst: &mut [T]) {
     assert!(ld >= cols, "transpose: rows overlap");
-    let starts: Vec<usize> = (0..rows).map(|i| i * ld).collect();
-    transpose_rows(src, &starts, cols, dst);
+    transpose_checked(src, Rows::Strided { count: rows, ld }, cols, dst);
+}
+
+/// Where each row of the matrix to transpose starts in its source.
+#[derive(Clone, Copy, Debug)]
+pub enum Rows<'a> {
+    /// `count` rows, `ld` values apart, the first at 0.
+    Strided {
+        /// Number of rows.
+        count: usize,
+        /// Distance between the starts of consecutive rows.
+        ld: usize,
+    },
+    /// Row `i` starts at `starts[i]`.
+    At(&'a [usize]),
+}
+
+impl Rows<'_> {
+    /// Number of rows.
+    #[inline]
+    pub fn len(self) -> usize {
+        match self {
+            Rows::Strided { count, .. } => count,
+            Rows::At(starts) => starts.len(),
+        }
+    }
+
+    /// Whether there are no rows.
+    #[inline]
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where row `i` starts.
+    #[inline]
+    pub fn start(self, i: usize) -> usize {
+        match self {
+            Rows::Strided { ld, .. } => i * ld,
+            Rows::At(starts) => starts[i],
+        }
+    }
+
+    /// One past the last value a row of `cols` values reads (0 without rows).
+    fn end(self, cols: usize) -> usize {
+        match self {
+            Rows::Strided { count: 0, .. } => 0,
+            Rows::Strided { count, ld } => (count - 1) * ld + cols,
+            Rows::At(starts) => starts.iter().map(|&s| s + cols).max().unwrap_or(0),
+        }
+    }
 }
 
 /// `dst ← Mᵀ` for the matrix `M` whose row `i` is `src[starts[i]..starts[i] + cols]` (rows
@@ -55,27 +103,32 @@ pub fn transpose<T: Scalar>(src: &[T], rows: usize, cols: usize, ld: usize, dst:
 /// If a row ends past `src`, or `dst` is shorter than `starts.len()·cols` — a bug in the
 /// caller, never user input.
 pub fn transpose_rows<T: Scalar>(src: &[T], starts: &[usize], cols: usize, dst: &mut [T]) {
-    if starts.is_empty() || cols == 0 {
+    transpose_checked(src, Rows::At(starts), cols, dst);
+}
+
+/// Checks the extents, then transposes (no allocation: this runs per block of a convolution).
+fn transpose_checked<T: Scalar>(src: &[T], rows: Rows<'_>, cols: usize, dst: &mut [T]) {
+    if rows.is_empty() || cols == 0 {
         return;
     }
     assert!(
-        starts.iter().all(|&s| s + cols <= src.len()) && dst.len() >= starts.len() * cols,
+        rows.end(cols) <= src.len() && dst.len() >= rows.len() * cols,
         "transpose: operand exceeds its buffer"
     );
-    T::transpose_raw(src, starts, cols, dst);
+    T::transpose_raw(src, rows, cols, dst);
 }
 
 /// The portable transpose, tile by tile (both the reads and the writes of a tile stay in a few
 /// cache lines). The caller has checked the extents.
-pub(crate) fn generic<T: Copy>(src: &[T], starts: &[usize], cols: usize, dst: &mut [T]) {
+pub(crate) fn generic<T: Copy>(src: &[T], starts: Rows<'_>, cols: usize, dst: &mut [T]) {
     let rows = starts.len();
     for i0 in (0..rows).step_by(TILE) {
         let i1 = (i0 + TILE).min(rows);
         for j0 in (0..cols).step_by(TILE) {
             for j in j0..(j0 + TILE).min(cols) {
                 let out = &mut dst[j * rows + i0..j * rows + i1];
-                for (o, &start) in out.iter_mut().zip(&starts[i0..i1]) {
-                    *o = src[start + j];
+                for (o, i) in out.iter_mut().zip(i0..i1) {
+                    *o = src[starts.start(i) + j];
                 }
             }
         }
@@ -85,7 +138,7 @@ pub(crate) fn generic<T: Copy>(src: &[T], starts: &[usize], cols: usize, dst: &m
 /// The `f32` transpose: full 8 × 8 tiles with AVX when the CPU has it, the edges that do not
 /// fill a tile element by element (on a CPU without AVX, all of it by [`generic`]). The caller
 /// has checked the extents.
-pub(crate) fn f32s(src: &[f32], starts: &[usize], cols: usize, dst: &mut [f32]) {
+pub(crate) fn f32s(src: &[f32], starts: Rows<'_>, cols: usize, dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU has AVX (checked above); the extents were checked by the caller.
@@ -102,17 +155,17 @@ mod avx {
         _mm256_unpackhi_ps, _mm256_unpacklo_ps,
     };
 
-    use super::TILE;
+    use super::{Rows, TILE};
 
     /// # Safety
     /// The CPU has AVX; every `starts[i] + cols ≤ src.len()`, `dst` holds `rows·cols`.
     #[target_feature(enable = "avx")]
-    pub(super) unsafe fn transpose(src: &[f32], starts: &[usize], cols: usize, dst: &mut [f32]) {
+    pub(super) unsafe fn transpose(src: &[f32], starts: Rows<'_>, cols: usize, dst: &mut [f32]) {
         let rows = starts.len();
         let (full_rows, full_cols) = (rows / TILE * TILE, cols / TILE * TILE);
         for i0 in (0..full_rows).step_by(TILE) {
             let rows_of_tile: [*const f32; TILE] =
-                std::array::from_fn(|i| src[starts[i0 + i]..].as_ptr());
+                std::array::from_fn(|i| src[starts.start(i0 + i)..].as_ptr());
             for j0 in (0..full_cols).step_by(TILE) {
                 // SAFETY: rows i0..i0+8 and columns j0..j0+8 are inside both matrices.
                 unsafe { tile(rows_of_tile, j0, dst.as_mut_ptr().add(j0 * rows + i0), rows) };
@@ -120,13 +173,13 @@ mod avx {
         }
         // the right-hand columns and the bottom rows that do not fill a tile
         for j in full_cols..cols {
-            for (i, &start) in starts[..full_rows].iter().enumerate() {
-                dst[j * rows + i] = src[start + j];
+            for i in 0..full_rows {
+                dst[j * rows + i] = src[starts.start(i) + j];
             }
         }
         for j in 0..cols {
-            for (i, &start) in starts.iter().enumerate().skip(full_rows) {
-                dst[j * rows + i] = src[start + j];
+            for i in full_rows..rows {
+                dst[j * rows + i] = src[starts.start(i) + j];
             }
         }
     }
@@ -200,8 +253,7 @@ mod tests {
                     transpose(&src, rows, cols, ld, &mut fast);
                     assert_eq!(fast, want, "{rows} × {cols}, ld {ld}");
                     let mut portable = vec![f32::NAN; rows * cols];
-                    let starts: Vec<usize> = (0..rows).map(|i| i * ld).collect();
-                    generic(&src, &starts, cols, &mut portable);
+                    generic(&src, Rows::Strided { count: rows, ld }, cols, &mut portable);
                     assert_eq!(portable, want, "portable {rows} × {cols}, ld {ld}");
                     let src64: Vec<f64> = src.iter().map(|&v| f64::from(v)).collect();
                     let mut out64 = vec![f64::NAN; rows * cols];
