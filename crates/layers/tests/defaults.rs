@@ -53,6 +53,17 @@ impl Layer<f64> for Scale {
     }
 }
 
+/// The value of the buffer at `path`, found by visiting.
+fn buffer_value(layer: &dyn Layer<f64>, path: &str) -> Option<DMatrix<f64>> {
+    let mut seen = None;
+    layer.visit_buffers(&mut |p, b| {
+        if p == path {
+            seen = Some(b.value().clone());
+        }
+    });
+    seen
+}
+
 #[test]
 fn a_custom_layer_gets_its_gradient_from_the_provided_backward_params_and_zero_grad() {
     let mut layer = Scale::new(2.0);
@@ -93,13 +104,7 @@ fn set_buffer_and_buffer_count_on_a_layer_with_running_statistics() {
     assert_eq!(Scale::new(1.0).buffer_count(), 0);
     let mean = DMatrix::from_column_slice(4, 1, &[0.5, -1.0, 2.0, 0.0]);
     norm.set_buffer("running_mean", mean.clone()).unwrap();
-    let mut seen = None;
-    norm.visit_buffers(&mut |path, b| {
-        if path == "running_mean" {
-            seen = Some(b.value().clone());
-        }
-    });
-    assert_eq!(seen, Some(mean));
+    assert_eq!(buffer_value(&norm, "running_mean"), Some(mean));
     match norm.set_buffer("running_median", DMatrix::zeros(4, 1)) {
         Err(LayerError::UnknownPath { path, known, .. }) => {
             assert_eq!(path, "running_median");
@@ -131,13 +136,7 @@ fn a_boxed_layer_forwards_every_provided_method() {
         Box::new(BatchNorm::<f64>::new_1d(BatchNormConfig::new(2)).unwrap());
     let mean = DMatrix::from_column_slice(2, 1, &[3.0, -3.0]);
     norm.set_buffer("running_mean", mean.clone()).unwrap();
-    let mut seen = None;
-    norm.visit_buffers(&mut |path, b| {
-        if path == "running_mean" {
-            seen = Some(b.value().clone());
-        }
-    });
-    assert_eq!(seen, Some(mean));
+    assert_eq!(buffer_value(&norm, "running_mean"), Some(mean));
     let masks = |seed: u64| {
         let mut drop: Box<dyn Layer<f64>> =
             Box::new(retroprop_layers::Dropout::<f64>::new(0.5).unwrap());

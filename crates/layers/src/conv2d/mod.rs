@@ -294,11 +294,7 @@ impl<T: Scalar> Conv2d<T> {
         self.scratch
             .resize_with(chunks.max(self.scratch.len()), Scratch::default);
         // Wᵀ with contiguous columns, so that every block's `Wᵀ δ` packs it with straight copies
-        let w_t = if grad_x.is_some() {
-            self.weight.value().transpose()
-        } else {
-            DMatrix::zeros(0, 0)
-        };
+        let w_t = grad_x.is_some().then(|| self.weight.value().transpose());
         let has_bias = self.bias.is_some();
         let in_len = geo.in_len();
 
@@ -339,12 +335,12 @@ impl<T: Scalar> Conv2d<T> {
                                 T::one(),
                                 MatMut::of(&mut dw),
                             );
-                            if dx_i.is_some() {
+                            if let (Some(_), Some(w_t)) = (&dx_i, &w_t) {
                                 // dcols (K × width, row-major) = Wᵀ (K × C_out) · δ[:, block]
                                 dcols.resize(geo.k * width, T::zero());
                                 gemm(
                                     T::one(),
-                                    MatRef::of(&w_t),
+                                    MatRef::of(w_t),
                                     ops.delta,
                                     T::zero(),
                                     MatMut::new(&mut dcols, geo.k, width, width, 1),
