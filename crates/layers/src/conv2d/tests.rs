@@ -1,16 +1,15 @@
 //! Conv2d against its looped definition, on awkward configurations and random ones.
 use super::*;
 
-/// The definition, looped: the reference the GEMM path must match.
-fn direct(cfg: &Conv2dConfig, w: &DMatrix<f64>, b: &[f64], x: &[f64]) -> Vec<f64> {
+/// Every product of the definition, looped: `f(o, tap, out, inp)` for output channel `o`,
+/// kernel tap `tap` (a column of W), output entry `out` and input entry `inp` of one example.
+fn for_each_product(cfg: &Conv2dConfig, mut f: impl FnMut(usize, usize, usize, usize)) {
     let (oh, ow) = cfg.output_size().unwrap();
     let (c_in, h, wd) = (cfg.in_channels, cfg.input.h, cfg.input.w);
     let (k, s, p, d) = (cfg.kernel, cfg.stride, cfg.padding, cfg.dilation);
-    let mut y = vec![0.0; cfg.out_channels * oh * ow];
     for o in 0..cfg.out_channels {
         for i in 0..oh {
             for j in 0..ow {
-                let mut acc = b.get(o).copied().unwrap_or(0.0);
                 for c in 0..c_in {
                     for u in 0..k.h {
                         for v in 0..k.w {
@@ -20,15 +19,44 @@ fn direct(cfg: &Conv2dConfig, w: &DMatrix<f64>, b: &[f64], x: &[f64]) -> Vec<f64
                                 continue;
                             }
                             let tap = (c * k.h + u) * k.w + v;
-                            acc += w[(o, tap)] * x[(c * h + iy as usize) * wd + ix as usize];
+                            let inp = (c * h + iy as usize) * wd + ix as usize;
+                            f(o, tap, (o * oh + i) * ow + j, inp);
                         }
                     }
                 }
-                y[(o * oh + i) * ow + j] = acc;
             }
         }
     }
+}
+
+/// The definition, looped: the reference the GEMM path must match.
+fn direct(cfg: &Conv2dConfig, w: &DMatrix<f64>, b: &[f64], x: &[f64]) -> Vec<f64> {
+    let (oh, ow) = cfg.output_size().unwrap();
+    let mut y = vec![0.0; cfg.out_channels * oh * ow];
+    for (o, yo) in y.chunks_exact_mut(oh * ow).enumerate() {
+        yo.fill(b.get(o).copied().unwrap_or(0.0));
+    }
+    for_each_product(cfg, |o, tap, out, inp| y[out] += w[(o, tap)] * x[inp]);
     y
+}
+
+/// The backward pass, looped over the same products: `(dL/dW, dL/dx)` for the batch `x` and
+/// output gradient `delta` (one column per example).
+fn direct_backward(
+    cfg: &Conv2dConfig,
+    w: &DMatrix<f64>,
+    x: &DMatrix<f64>,
+    delta: &DMatrix<f64>,
+) -> (DMatrix<f64>, DMatrix<f64>) {
+    let mut dw = DMatrix::zeros(w.nrows(), w.ncols());
+    let mut dx = DMatrix::zeros(x.nrows(), x.ncols());
+    for j in 0..x.ncols() {
+        for_each_product(cfg, |o, tap, out, inp| {
+            dw[(o, tap)] += delta[(out, j)] * x[(inp, j)];
+            dx[(inp, j)] += w[(o, tap)] * delta[(out, j)];
+        });
+    }
+    (dw, dx)
 }
 
 #[test]
@@ -189,5 +217,53 @@ fn the_backward_pass_is_the_adjoint_of_the_forward() {
                 assert!((dx[(i, j)] - want).abs() < 1e-12, "{cfg:?} dx[{i}, {j}]");
             }
         }
+    }
+}
+
+/// Largest entry-wise difference of two matrices of one shape.
+fn max_diff(a: &DMatrix<f64>, b: &DMatrix<f64>) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn large_images_and_batches_match_the_looped_definition() {
+    // 17 examples make chunks of 3 (several examples per backward chunk, the last one short);
+    // a 4 × 96 × 96 input makes several im2col blocks on the strided path and the wide one
+    for (cfg, n) in [
+        (Conv2dConfig::new((2, 5, 4), 3, 3).padding(1), 17),
+        (Conv2dConfig::new((2, 6, 5), 2, 3).stride(2), 17),
+        (Conv2dConfig::new((4, 96, 96), 2, 3).stride(2).padding(1), 2),
+        (Conv2dConfig::new((4, 96, 96), 2, 3).padding(1), 2),
+    ] {
+        let mut rng = retroprop_core::rng::Rng::new(21);
+        let mut conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed: 8 }).unwrap();
+        let x = DMatrix::from_fn(cfg.input_shape().len(), n, |_, _| rng.uniform(-1.0, 1.0));
+        let y = conv.forward(&x).unwrap();
+        let b = conv.bias().unwrap().value().as_slice().to_vec();
+        for j in 0..n {
+            let want = direct(&cfg, conv.weight().value(), &b, x.column(j).as_slice());
+            let got = y.column(j);
+            let err = got.iter().zip(&want).map(|(a, w)| (a - w).abs());
+            assert!(err.fold(0.0, f64::max) < 1e-12, "{cfg:?} y[:, {j}]");
+        }
+        let delta = DMatrix::from_fn(y.nrows(), n, |_, _| rng.uniform(-1.0, 1.0));
+        let dx = conv.backward(&delta).unwrap();
+        let (dw, want_dx) = direct_backward(&cfg, conv.weight().value(), &x, &delta);
+        assert!(max_diff(&dx, &want_dx) < 1e-12, "{cfg:?} dL/dx");
+        assert!(max_diff(conv.weight().grad(), &dw) < 1e-10, "{cfg:?} dL/dW");
+        let db = DMatrix::from_fn(cfg.out_channels, 1, |o, _| {
+            let rows = y.nrows() / cfg.out_channels;
+            (0..n)
+                .map(|j| delta.column(j).rows(o * rows, rows).sum())
+                .sum()
+        });
+        assert!(
+            max_diff(conv.bias().unwrap().grad(), &db) < 1e-10,
+            "{cfg:?} dL/db"
+        );
     }
 }
