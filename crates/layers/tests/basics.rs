@@ -54,19 +54,47 @@ fn dense_knows_its_sizes_shapes_and_parameters() {
     assert_eq!(dense.param_count(), 8);
 }
 
+/// `backward_params` adds to every parameter exactly what `backward` adds, and adds it again
+/// on a second call.
+fn backward_params_matches_backward<L: Layer<f64> + Clone>(mut a: L, x: &DMatrix<f64>) {
+    let mut b = a.clone();
+    let y = a.forward(x).unwrap();
+    b.forward(x).unwrap();
+    // the columns' weights −1.25, −0.25, 0.75, 1.75, … never sum to zero: db ≠ 0
+    let g = DMatrix::from_fn(y.nrows(), y.ncols(), |i, j| {
+        0.25 * (i as f64 + 1.0) * (j as f64 - 1.25)
+    });
+    a.backward(&g).unwrap();
+    b.backward_params(&g).unwrap();
+    let grads = |l: &L| {
+        let mut all = Vec::new();
+        l.visit_params(&mut |_, p| all.push(p.grad().clone()));
+        all
+    };
+    assert_eq!(grads(&a), grads(&b), "{}", a.name());
+    assert!(
+        grads(&b).iter().all(|g| g.iter().any(|&v| v != 0.0)),
+        "{}",
+        a.name()
+    );
+    b.backward_params(&g).unwrap();
+    let twice: Vec<_> = grads(&a).iter().map(|g| g * 2.0).collect();
+    assert_eq!(grads(&b), twice, "{}", a.name());
+}
+
 #[test]
 fn backward_params_adds_the_gradients_backward_adds() {
     let x = DMatrix::from_fn(3, 4, |i, j| (i as f64) - 0.5 * (j as f64));
-    let g = DMatrix::from_fn(2, 4, |i, j| 0.25 * (i as f64 + 1.0) * (j as f64 - 1.5));
-    let mut a = Dense::<f64>::new(3, 2, Init::XavierUniform { seed: 2 }).unwrap();
-    let mut b = a.clone();
-    a.forward(&x).unwrap();
-    a.backward(&g).unwrap();
-    b.forward(&x).unwrap();
-    b.backward_params(&g).unwrap();
-    assert_eq!(a.weight().grad(), b.weight().grad());
-    assert_eq!(a.bias().grad(), b.bias().grad());
-    assert!(b.weight().grad().iter().any(|&v| v != 0.0));
+    backward_params_matches_backward(
+        Dense::new(3, 2, Init::XavierUniform { seed: 2 }).unwrap(),
+        &x,
+    );
+    let conv = Conv2d::new(
+        Conv2dConfig::new((1, 3, 3), 2, 2),
+        Init::PyTorchDefault { seed: 2 },
+    );
+    let x = DMatrix::from_fn(9, 2, |i, j| (i as f64 - 4.0) * 0.25 + j as f64);
+    backward_params_matches_backward(conv.unwrap(), &x);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Conv2d's public surface, tested in this crate: `from_params` refusing a bias of another
 //! shape, the mutable accessors and visitors reaching the layer's own parameters, and
-//! `backward_params` accumulating what `backward` does.
+//! `backward_params` refusing to run before a forward pass (`basics.rs` checks its gradients).
 
 use nalgebra::DMatrix;
 use retroprop_layers::{Conv2d, Conv2dConfig, Init, Layer, LayerError};
@@ -56,25 +56,10 @@ fn bias_mut_and_visit_params_mut_change_the_layer() {
 }
 
 #[test]
-fn backward_params_accumulates_what_backward_does() {
-    let mut a = Conv2d::<f64>::new(config(), Init::PyTorchDefault { seed: 2 }).unwrap();
-    let mut b = a.clone();
-    let x = input();
-    let y = a.forward(&x).unwrap();
-    b.forward(&x).unwrap();
-    let delta = DMatrix::from_fn(y.nrows(), y.ncols(), |i, j| (i + 2 * j) as f64 * 0.1 - 0.3);
-    a.backward(&delta).unwrap();
-    b.backward_params(&delta).unwrap();
-    assert_eq!(a.weight().grad(), b.weight().grad());
-    assert_eq!(a.bias().unwrap().grad(), b.bias().unwrap().grad());
-    assert!(b.weight().grad().iter().any(|&g| g != 0.0));
-    // a second call adds to the gradients
-    b.backward_params(&delta).unwrap();
-    assert_eq!(b.weight().grad(), &(a.weight().grad() * 2.0));
-
-    let mut fresh = Conv2d::<f64>::new(config(), Init::Zeros).unwrap();
+fn backward_params_without_a_forward_is_an_error() {
+    let mut conv = Conv2d::<f64>::new(config(), Init::Zeros).unwrap();
     assert!(matches!(
-        fresh.backward_params(&delta),
+        conv.backward_params(&DMatrix::zeros(8, 2)),
         Err(LayerError::NoForwardCache { layer: "Conv2d" })
     ));
 }
