@@ -119,9 +119,10 @@ fn sigmoid_generic<const FMA: bool>(x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// A compiled variant of the kernels: one per instruction set the dispatcher can choose.
+/// A compiled variant of the kernels: one per instruction set the dispatcher can choose (also
+/// the variants of [`crate::direct`]'s products).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
+pub(crate) enum Isa {
     #[cfg(target_arch = "x86_64")]
     Avx512,
     #[cfg(target_arch = "x86_64")]
@@ -132,7 +133,7 @@ enum Isa {
 impl Isa {
     /// Every variant, best first.
     #[cfg(test)]
-    const ALL: &'static [Isa] = &[
+    pub(crate) const ALL: &'static [Isa] = &[
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512,
         #[cfg(target_arch = "x86_64")]
@@ -143,7 +144,7 @@ impl Isa {
     /// Whether this CPU has the instructions of the variant (std caches the CPUID answer: a
     /// few loads and tests).
     #[inline]
-    fn supported(self) -> bool {
+    pub(crate) fn supported(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
@@ -163,7 +164,7 @@ impl Isa {
 
 /// The best variant this CPU runs.
 #[inline]
-fn isa() -> Isa {
+pub(crate) fn isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     for which in [Isa::Avx512, Isa::Avx2] {
         if which.supported() {

@@ -6,8 +6,9 @@
 //!   per-type [`Kernels`]: byte encoding, the vectorised bulk functions, and GEMM
 //!   ([`Kernels::gemm_raw`], matrixmultiply's `sgemm`/`dgemm` by type);
 //! - [`gemm`] — checked strided GEMM (transposes by strides, no copies) and its two-core split;
-//!   [`transpose`] — out-of-place transposes that put GEMM operands in matrixmultiply's fast
-//!   packing layout;
+//!   [`direct`] — the convolutions' products on rows read in place (no im2col, no packing),
+//!   compiled for AVX-512, AVX2 + FMA and the baseline; [`transpose`] — out-of-place
+//!   transposes;
 //! - [`simd`] — run-time CPU dispatch: the hot generic loops compiled for x86-64-v3 as well as
 //!   the baseline, so no build needs a CPU flag;
 //! - [`rng`] — the seeded generator every initialiser and shuffle uses (same seed, same bits);
@@ -19,6 +20,7 @@
 //! scalar type from here.
 #![deny(missing_docs)]
 
+pub mod direct;
 mod fast;
 pub mod gemm;
 pub mod rng;

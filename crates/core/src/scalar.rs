@@ -98,6 +98,11 @@ pub trait Kernels: Sized + sealed::Sealed {
     /// [`crate::transpose::transpose_rows`], which check the extents before calling this.
     fn transpose_raw(src: &[Self], rows: crate::transpose::Rows<'_>, cols: usize, dst: &mut [Self]);
 
+    /// Runs a checked product of [`crate::direct`] on this type's vectors. Call
+    /// [`crate::direct::gemm_rows`] or [`crate::direct::gemm_positions`]: they check the
+    /// operands and make the [`crate::direct::Product`].
+    fn direct(product: crate::direct::Product<'_, Self>);
+
     /// `c ← α a b + β c` for `a: m × k`, `b: k × n`, `c: m × n` on raw strided operands:
     /// matrixmultiply's `sgemm` or `dgemm`, chosen by the type (no run-time type test, no
     /// pointer cast). Use the checked wrappers of [`crate::gemm`].
@@ -197,6 +202,9 @@ impl Kernels for f64 {
     ) {
         crate::transpose::generic(src, rows, cols, dst);
     }
+    fn direct(product: crate::direct::Product<'_, Self>) {
+        crate::direct::run_f64(product);
+    }
     gemm_raw!(matrixmultiply::dgemm);
 }
 
@@ -245,6 +253,9 @@ impl Kernels for f32 {
         dst: &mut [Self],
     ) {
         crate::transpose::f32s(src, rows, cols, dst);
+    }
+    fn direct(product: crate::direct::Product<'_, Self>) {
+        crate::direct::run_f32(product);
     }
     gemm_raw!(matrixmultiply::sgemm);
 }
