@@ -1,4 +1,4 @@
-//! GEMM on strided operands, so transposes and row-major im2col buffers cost no copy.
+//! GEMM on strided operands, so transposes cost no copy (the dense layers' products).
 //!
 //! This calls `matrixmultiply` — the kernel nalgebra itself hands large dynamic products to —
 //! directly with explicit row and column strides: a transposed operand is the same buffer with

@@ -94,9 +94,9 @@ pub trait Kernels: Sized + sealed::Sealed {
     fn erfc(self) -> Self;
 
     /// `dst ← Mᵀ` for the matrix whose row `i` is `src[rows.start(i)..][..cols]`; `dst` gets
-    /// the contiguous row-major transpose. Use the checked [`crate::transpose::transpose`] or
-    /// [`crate::transpose::transpose_rows`], which check the extents before calling this.
-    fn transpose_raw(src: &[Self], rows: crate::transpose::Rows<'_>, cols: usize, dst: &mut [Self]);
+    /// the contiguous row-major transpose. Use the checked [`crate::transpose::transpose`],
+    /// which checks the extents before calling this.
+    fn transpose_raw(src: &[Self], rows: crate::transpose::Rows, cols: usize, dst: &mut [Self]);
 
     /// Runs a checked product of [`crate::direct`] on this type's vectors. Call
     /// [`crate::direct::gemm_rows`] or [`crate::direct::gemm_positions`]: they check the
@@ -194,12 +194,7 @@ impl Kernels for f64 {
     fn erfc(self) -> Self {
         libm::erfc(self)
     }
-    fn transpose_raw(
-        src: &[Self],
-        rows: crate::transpose::Rows<'_>,
-        cols: usize,
-        dst: &mut [Self],
-    ) {
+    fn transpose_raw(src: &[Self], rows: crate::transpose::Rows, cols: usize, dst: &mut [Self]) {
         crate::transpose::generic(src, rows, cols, dst);
     }
     fn direct(product: crate::direct::Product<'_, Self>) {
@@ -246,12 +241,7 @@ impl Kernels for f32 {
     fn erfc(self) -> Self {
         libm::erfcf(self)
     }
-    fn transpose_raw(
-        src: &[Self],
-        rows: crate::transpose::Rows<'_>,
-        cols: usize,
-        dst: &mut [Self],
-    ) {
+    fn transpose_raw(src: &[Self], rows: crate::transpose::Rows, cols: usize, dst: &mut [Self]) {
         crate::transpose::f32s(src, rows, cols, dst);
     }
     fn direct(product: crate::direct::Product<'_, Self>) {

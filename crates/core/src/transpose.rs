@@ -1,13 +1,9 @@
-//! Out-of-place transposes, so that GEMM operands arrive in the layout matrixmultiply packs
-//! with straight copies.
+//! Out-of-place transposes, 8 × 8 tiles at a time (AVX shuffles for `f32`).
 //!
-//! matrixmultiply packs `a` (`m × k`) fast when its columns are contiguous and `b` (`k × n`)
-//! when its rows are; any other layout is packed element by element, several times slower.
-//! A product that sums over the contiguous index of both operands — the weight gradient of a
-//! convolution, `dL/dW = δ colsᵀ`, sums over output positions, which are the contiguous index of
-//! both `δ` and `cols` — gets neither. Transposing the operands first, 8 × 8 tiles at a time with
-//! AVX shuffles, costs a fraction of the element-wise packing it replaces, and changes no bit
-//! of the product: the packed panels, hence the kernel's arithmetic, are the same.
+//! A convolution's weight gradient `dL/dW = Σ_positions x_tap ⊗ δ` is summed by
+//! [`crate::direct::gemm_positions`] with vectors along the output channels, so it reads the
+//! output gradient as `δᵀ` (`P × C_out`, each position's channels contiguous); `δ` arrives as
+//! `C_out × P`, and this transposes it once per example.
 #![allow(unsafe_code)]
 
 use crate::Scalar;
@@ -34,80 +30,48 @@ const TILE: usize = 8;
 /// `rows·cols` — a bug in the caller, never user input.
 pub fn transpose<T: Scalar>(src: &[T], rows: usize, cols: usize, ld: usize, dst: &mut [T]) {
     assert!(ld >= cols, "transpose: rows overlap");
-    transpose_checked(src, Rows::Strided { count: rows, ld }, cols, dst);
+    transpose_checked(src, Rows { count: rows, ld }, cols, dst);
 }
 
-/// Where each row of the matrix to transpose starts in its source.
+/// The rows of the matrix to transpose: `count` rows, `ld` values apart, the first at 0.
 #[derive(Clone, Copy, Debug)]
-pub enum Rows<'a> {
-    /// `count` rows, `ld` values apart, the first at 0.
-    Strided {
-        /// Number of rows.
-        count: usize,
-        /// Distance between the starts of consecutive rows.
-        ld: usize,
-    },
-    /// Row `i` starts at `starts[i]`.
-    At(&'a [usize]),
+pub struct Rows {
+    /// Number of rows.
+    pub count: usize,
+    /// Distance between the starts of consecutive rows.
+    pub ld: usize,
 }
 
-impl Rows<'_> {
+impl Rows {
     /// Number of rows.
     #[inline]
     pub fn len(self) -> usize {
-        match self {
-            Rows::Strided { count, .. } => count,
-            Rows::At(starts) => starts.len(),
-        }
+        self.count
     }
 
     /// Whether there are no rows.
     #[inline]
     pub fn is_empty(self) -> bool {
-        self.len() == 0
+        self.count == 0
     }
 
     /// Where row `i` starts.
     #[inline]
     pub fn start(self, i: usize) -> usize {
-        match self {
-            Rows::Strided { ld, .. } => i * ld,
-            Rows::At(starts) => starts[i],
-        }
+        i * self.ld
     }
 
     /// One past the last value a row of `cols` values reads (0 without rows).
     fn end(self, cols: usize) -> usize {
-        match self {
-            Rows::Strided { count: 0, .. } => 0,
-            Rows::Strided { count, ld } => (count - 1) * ld + cols,
-            Rows::At(starts) => starts.iter().map(|&s| s + cols).max().unwrap_or(0),
+        match self.count {
+            0 => 0,
+            count => (count - 1) * self.ld + cols,
         }
     }
 }
 
-/// `dst ← Mᵀ` for the matrix `M` whose row `i` is `src[starts[i]..starts[i] + cols]` (rows
-/// may overlap: an im2col matrix is read this way straight from the padded image); `dst`
-/// receives the `cols × starts.len()` transpose, row-major and contiguous.
-///
-/// ```
-/// use retroprop_core::transpose::transpose_rows;
-///
-/// // rows [1, 2] and [2, 3], overlapping in the source
-/// let mut dst = [0.0_f64; 4];
-/// transpose_rows(&[1.0, 2.0, 3.0], &[0, 1], 2, &mut dst);
-/// assert_eq!(dst, [1.0, 2.0, 2.0, 3.0]);
-/// ```
-///
-/// # Panics
-/// If a row ends past `src`, or `dst` is shorter than `starts.len()·cols` — a bug in the
-/// caller, never user input.
-pub fn transpose_rows<T: Scalar>(src: &[T], starts: &[usize], cols: usize, dst: &mut [T]) {
-    transpose_checked(src, Rows::At(starts), cols, dst);
-}
-
 /// Checks the extents, then transposes (no allocation: this runs per block of a convolution).
-fn transpose_checked<T: Scalar>(src: &[T], rows: Rows<'_>, cols: usize, dst: &mut [T]) {
+fn transpose_checked<T: Scalar>(src: &[T], rows: Rows, cols: usize, dst: &mut [T]) {
     if rows.is_empty() || cols == 0 {
         return;
     }
@@ -120,7 +84,7 @@ fn transpose_checked<T: Scalar>(src: &[T], rows: Rows<'_>, cols: usize, dst: &mu
 
 /// The portable transpose, tile by tile (both the reads and the writes of a tile stay in a few
 /// cache lines). The caller has checked the extents.
-pub(crate) fn generic<T: Copy>(src: &[T], starts: Rows<'_>, cols: usize, dst: &mut [T]) {
+pub(crate) fn generic<T: Copy>(src: &[T], starts: Rows, cols: usize, dst: &mut [T]) {
     let rows = starts.len();
     for i0 in (0..rows).step_by(TILE) {
         let i1 = (i0 + TILE).min(rows);
@@ -138,7 +102,7 @@ pub(crate) fn generic<T: Copy>(src: &[T], starts: Rows<'_>, cols: usize, dst: &m
 /// The `f32` transpose: full 8 × 8 tiles with AVX when the CPU has it, the edges that do not
 /// fill a tile element by element (on a CPU without AVX, all of it by [`generic`]). The caller
 /// has checked the extents.
-pub(crate) fn f32s(src: &[f32], starts: Rows<'_>, cols: usize, dst: &mut [f32]) {
+pub(crate) fn f32s(src: &[f32], starts: Rows, cols: usize, dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx") {
         // SAFETY: the CPU has AVX (checked above); the extents were checked by the caller.
@@ -160,7 +124,7 @@ mod avx {
     /// # Safety
     /// The CPU has AVX; every `starts[i] + cols ≤ src.len()`, `dst` holds `rows·cols`.
     #[target_feature(enable = "avx")]
-    pub(super) unsafe fn transpose(src: &[f32], starts: Rows<'_>, cols: usize, dst: &mut [f32]) {
+    pub(super) unsafe fn transpose(src: &[f32], starts: Rows, cols: usize, dst: &mut [f32]) {
         let rows = starts.len();
         let (full_rows, full_cols) = (rows / TILE * TILE, cols / TILE * TILE);
         for i0 in (0..full_rows).step_by(TILE) {
@@ -253,29 +217,13 @@ mod tests {
                     transpose(&src, rows, cols, ld, &mut fast);
                     assert_eq!(fast, want, "{rows} × {cols}, ld {ld}");
                     let mut portable = vec![f32::NAN; rows * cols];
-                    generic(&src, Rows::Strided { count: rows, ld }, cols, &mut portable);
+                    generic(&src, Rows { count: rows, ld }, cols, &mut portable);
                     assert_eq!(portable, want, "portable {rows} × {cols}, ld {ld}");
                     let src64: Vec<f64> = src.iter().map(|&v| f64::from(v)).collect();
                     let mut out64 = vec![f64::NAN; rows * cols];
                     transpose(&src64, rows, cols, ld, &mut out64);
                     let want64: Vec<f64> = want.iter().map(|&v| f64::from(v)).collect();
                     assert_eq!(out64, want64, "f64 {rows} × {cols}, ld {ld}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn rows_read_from_anywhere_in_the_source_match_the_definition() {
-        let src: Vec<f32> = (0..200).map(|v| v as f32).collect();
-        // overlapping rows, in no order, more than a tile of them
-        let starts = [5, 0, 17, 3, 90, 91, 40, 2, 64, 33, 7];
-        for cols in [1, 8, 9, 20, 100] {
-            let mut got = vec![f32::NAN; starts.len() * cols];
-            transpose_rows(&src, &starts, cols, &mut got);
-            for (i, &s) in starts.iter().enumerate() {
-                for j in 0..cols {
-                    assert_eq!(got[j * starts.len() + i], src[s + j], "row {i}, column {j}");
                 }
             }
         }

@@ -9,7 +9,7 @@
 //! | [`Softplus`] | `hˢ = φ(hᵃ)` | `σ(hᵃ) ⊙ g` (2q/2r) |
 //! | [`Softmax`] | `oˢ = S(oᵃ)` per column | `S ⊙ (g − ⟨g, S⟩)` (1j/1k) |
 //! | [`Sigmoid`], [`Tanh`], [`Relu`] | element-wise | `φ'(x) ⊙ g` |
-//! | [`Conv2d`] | cross-correlation, im2col + GEMM (3a/3b) | `dW = δ colsᵀ`, `dx = col2im(Wᵀ δ)` |
+//! | [`Conv2d`] | cross-correlation, direct products on the padded input (3a/3b) | `dW = δ xᵀ` over positions, `dx = Wᵀ δ` (a transposed convolution) |
 //! | [`MaxPool2d`] | window maximum (3a) | gradient to the arg-max (first on ties) |
 //! | [`Flatten`] | `C×H×W → C·H·W` (bookkeeping) | identity |
 //! | [`Standardize`] | `(x − μ)/σ`, fixed | `g/σ` |

@@ -99,7 +99,7 @@ fn conv2d_against_definition(cfg: Conv2dConfig, n: usize, seed: u64) -> Outcome 
     )
 }
 
-/// Conv2d's forward pass on every code path (the wide stride-1 im2col, strided, dilated at
+/// Conv2d's forward pass on every code path (the stride-1 padded layout, strided, dilated at
 /// stride 1 and 2, rectangular, without bias) against the looped definition.
 pub fn conv2d(suite: &mut Suite) {
     let cases = [

@@ -193,7 +193,26 @@ impl Conv2dConfig {
         checked_product(NAME, &[self.out_channels, oh, ow])?;
         let taps = checked_product(NAME, &[self.in_channels, k.h, k.w])?;
         checked_product(NAME, &[self.out_channels, taps])?;
-        checked_product(NAME, &[taps, oh, ow])?;
+        // the padded, stride-phased layout of one input (see geometry.rs): C × H_p × s_w·W_q,
+        // and s_w·W_q < 2·W_p
+        checked_product(
+            NAME,
+            &[
+                self.in_channels,
+                2 * p.h + self.input.h,
+                2 * (2 * p.w + self.input.w),
+            ],
+        )?;
+        // the padded output gradient of the input gradient (stride 1): C_out × H_d × W_d
+        let span = |pad: usize, dil: usize, k: usize| pad.max(dil * (k - 1));
+        checked_product(
+            NAME,
+            &[
+                self.out_channels,
+                self.input.h + p.h + span(p.h, d.h, k.h),
+                self.input.w + p.w + span(p.w, d.w, k.w),
+            ],
+        )?;
         Ok((oh, ow))
     }
 

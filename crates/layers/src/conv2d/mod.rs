@@ -1,4 +1,5 @@
-//! 2-D convolution (question 3): im2col + GEMM, parallel across the batch.
+//! 2-D convolution (question 3): direct products on a padded, stride-phased copy of each
+//! input (no im2col), parallel across the batch.
 
 use nalgebra::DMatrix;
 use rayon::prelude::*;
@@ -8,7 +9,8 @@ use retroprop_core::simd::vectorized;
 use crate::layer::{check_grad, check_rows};
 use crate::linalg::{add_assign, sum};
 use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, Shape};
-use retroprop_core::gemm::{MatMut, MatRef, gemm};
+use retroprop_core::direct::{Write, gemm_positions, gemm_rows};
+use retroprop_core::transpose::transpose;
 
 mod config;
 mod geometry;
@@ -31,13 +33,21 @@ const NAME: &str = "Conv2d";
 ///
 /// ```text
 /// W: C_out × (C_in·kh·kw)  (row o is kernel o, taps in (c, u, v) order)    b: C_out
-/// per example:  cols = im2col(x): (C_in·kh·kw) × (H_out·W_out)
-///               y = W cols + b 1ᵀ               (one GEMM; C_out × H_out·W_out = C×H×W order)
-/// backward:     dL/dW += δ colsᵀ,   dL/db += δ 1,   dL/dx = col2im(Wᵀ δ)
+/// x_tap[oy]: the input under tap (c, u, v) for output row oy — one contiguous row of the
+///            zero-padded, stride-phased layout of x (geometry.rs)
+/// forward:   y[o, oy, :]    = b[o] + Σ_tap W[o, tap] · x_tap[oy]                (y = W x + b)
+/// backward:  dL/dW[o, tap] += Σ_{oy, ox} δ[o, oy, ox] · x_tap[oy][ox]          (dW = δ xᵀ)
+///            dL/db[o]      += Σ_{oy, ox} δ[o, oy, ox]
+///            dL/dx          = Wᵀ δ: for stride 1 the convolution of δ (padded by the kernel's
+///                             span) with the kernels rearranged as C_in × (C_out·kh·kw), else
+///                             Σ_o Wᵀ[tap, o] · δ[o, oy, :] added into x_tap[oy]'s place
 /// ```
 ///
-/// Examples are spread over rayon's threads in fixed contiguous chunks, and per-chunk weight
-/// gradients are summed in chunk order, so results are reproducible for a given thread count.
+/// The products are `retroprop_core::direct`'s: they read the rows where they lie, with no
+/// im2col matrix and no packed copy. The training forward keeps each example's layout for the
+/// backward pass (about the size of the input). Examples are spread over rayon's threads in
+/// contiguous chunks; the backward pass sums its weight gradients in at most 8 chunks fixed by
+/// the batch size, added in chunk order, so results do not depend on the thread count.
 ///
 /// ```
 /// use nalgebra::DMatrix;
@@ -60,7 +70,10 @@ pub struct Conv2d<T: Scalar> {
     geo: Geometry,
     weight: Param<T>,
     bias: Option<Param<T>>,
-    input: Option<DMatrix<T>>,
+    /// The last training forward's examples in the layout (`n × layout_len`), for the backward
+    /// pass, and `n`; `None` before a forward.
+    layouts: Vec<T>,
+    cached: Option<usize>,
     /// Work buffers, one set per chunk of the batch, reused across calls.
     scratch: Vec<Scratch<T>>,
 }
@@ -88,7 +101,8 @@ impl<T: Scalar> Conv2d<T> {
                 Bias::Learned => Some(Param::new("bias", ParamKind::Bias, b)),
                 Bias::Without => None,
             },
-            input: None,
+            layouts: Vec::new(),
+            cached: None,
             scratch: Vec::new(),
         })
     }
@@ -149,7 +163,8 @@ impl<T: Scalar> Conv2d<T> {
             geo,
             weight: Param::new("weight", ParamKind::Weight, weight),
             bias,
-            input: None,
+            layouts: Vec::new(),
+            cached: None,
             scratch: Vec::new(),
         })
     }
@@ -183,94 +198,86 @@ impl<T: Scalar> Conv2d<T> {
         self.config.out_channels * self.geo.p
     }
 
-    /// Forward pass into a new matrix, using `scratch` (grown as needed) for im2col.
+    /// Forward pass into a new matrix. The examples are copied into the layout — into `keep`
+    /// (`n × layout_len`, for the backward pass) when given, else into `scratch` one at a time.
     fn convolve(
         &self,
         x: &DMatrix<T>,
+        keep: Option<&mut Vec<T>>,
         scratch: &mut Vec<Scratch<T>>,
     ) -> Result<DMatrix<T>, LayerError> {
-        let geo = self.geo;
+        let geo = &self.geo;
         check_rows(NAME, "input", x, geo.in_len())?;
-        let n = x.ncols();
-        let out_len = self.out_len();
+        let (n, out_len, in_len, ll) = (x.ncols(), self.out_len(), geo.in_len(), geo.layout_len());
+        // every output entry is written once, by the product (which starts from the bias); the
+        // zeros come from the allocator (fresh pages), not from a pass over y
+        let mut y = DMatrix::from_vec(out_len, n, vec![T::zero(); out_len * n]);
         let bias = self.bias.as_ref().map(|b| b.value().as_slice());
-        // with a bias, y starts as b 1ᵀ written once (zeroing it first would be a second pass)
-        let mut y = match bias {
-            Some(b) => {
-                let mut data = Vec::with_capacity(out_len * n);
-                for _ in 0..n {
-                    for &bo in b {
-                        data.extend(std::iter::repeat_n(bo, geo.p));
-                    }
-                }
-                DMatrix::from_vec(out_len, n, data)
-            }
-            None => DMatrix::zeros(out_len, n),
-        };
-        if n == 0 {
-            return Ok(y);
-        }
+        let write = bias.map_or(Write::Overwrite, Write::Bias);
+        let w = self.weight.value();
         let (chunks, size) = split(n);
         scratch.resize_with(chunks.max(scratch.len()), Scratch::default);
-        let w = self.weight.value();
-        y.as_mut_slice()
-            .par_chunks_mut(size * out_len)
-            .zip(x.as_slice().par_chunks(size * geo.in_len()))
-            .zip(scratch.par_iter_mut())
-            .for_each(|((ys, xs), buf)| {
-                // compiled for the best instruction set (retroprop_core::simd)
-                vectorized(
-                    #[inline(always)]
-                    || Self::convolve_chunk(&geo, w, bias.is_some(), ys, xs, buf),
-                )
-            });
+        let example = |yi: &mut [T], xi: &[T], layout: &mut [T]| {
+            // compiled for the best instruction set (retroprop_core::simd)
+            vectorized(
+                #[inline(always)]
+                || geo.load(xi, layout),
+            );
+            // y[o, oy, :] = b[o] + Σ_tap W[o, tap] · layout[tap row of oy]
+            gemm_rows(
+                w.as_slice(),
+                w.nrows(),
+                layout,
+                geo.tap_rows(),
+                yi,
+                geo.plane_rows(),
+                geo.ow,
+                geo.oh,
+                write,
+            );
+        };
+        let ys = y.as_mut_slice().par_chunks_mut(size * out_len.max(1));
+        let xs = x.as_slice().par_chunks(size * in_len.max(1));
+        match keep {
+            Some(layouts) => {
+                layouts.resize(n * ll, T::zero());
+                ys.zip(xs)
+                    .zip(layouts.par_chunks_mut(size * ll.max(1)))
+                    .for_each(|((ys, xs), ls)| {
+                        for ((yi, xi), li) in ys
+                            .chunks_exact_mut(out_len)
+                            .zip(xs.chunks_exact(in_len))
+                            .zip(ls.chunks_exact_mut(ll))
+                        {
+                            example(yi, xi, li);
+                        }
+                    });
+            }
+            None => ys
+                .zip(xs)
+                .zip(scratch.par_iter_mut())
+                .for_each(|((ys, xs), buf)| {
+                    buf.layout.resize(ll, T::zero());
+                    for (yi, xi) in ys.chunks_exact_mut(out_len).zip(xs.chunks_exact(in_len)) {
+                        example(yi, xi, &mut buf.layout);
+                    }
+                }),
+        }
         Ok(y)
     }
 
-    /// The forward pass of one chunk of examples: `ys`, `xs` hold whole examples.
-    #[inline(always)]
-    fn convolve_chunk(
-        geo: &Geometry,
-        w: &DMatrix<T>,
-        has_bias: bool,
-        ys: &mut [T],
-        xs: &[T],
-        buf: &mut Scratch<T>,
-    ) {
-        let geo = *geo;
-        let c_out = w.nrows();
-        let out_len = c_out * geo.p;
-        let beta = if has_bias { T::one() } else { T::zero() };
-        for (yi, xi) in ys
-            .chunks_exact_mut(out_len)
-            .zip(xs.chunks_exact(geo.in_len()))
-        {
-            buf.load(&geo, xi);
-            for oys in geo.blocks::<T>() {
-                let width = Scratch::<T>::block_width(&geo, &oys);
-                buf.im2col(&geo, xi, oys.clone());
-                let cols = MatRef::new(&buf.cols, geo.k, width, width, 1);
-                if geo.wide() {
-                    // on the padded width, then the valid columns of each row
-                    buf.wide.resize(c_out * width, T::zero());
-                    let out = MatMut::new(&mut buf.wide, c_out, width, width, 1);
-                    gemm(T::one(), MatRef::of(w), cols, T::zero(), out);
-                    for (co, src) in buf.wide.chunks_exact(width).enumerate() {
-                        for (r, oy) in oys.clone().enumerate() {
-                            let dst = &mut yi[co * geo.p + oy * geo.ow..][..geo.ow];
-                            for (d, s) in dst.iter_mut().zip(&src[r * geo.wp..]) {
-                                *d = beta * *d + *s;
-                            }
-                        }
-                    }
-                } else {
-                    // y[:, block] (C_out × width, rows P apart) = W (C_out × K) · cols
-                    let start = oys.start * geo.ow;
-                    let out = MatMut::new(&mut yi[start..], c_out, width, geo.p, 1);
-                    gemm(T::one(), MatRef::of(w), cols, beta, out);
-                }
-            }
-        }
+    /// The training forward: computes `y` and keeps the layouts for the backward pass.
+    fn forward_keeping(&mut self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        let (mut scratch, mut layouts) = (
+            std::mem::take(&mut self.scratch),
+            std::mem::take(&mut self.layouts),
+        );
+        self.cached = None;
+        let y = self.convolve(x, Some(&mut layouts), &mut scratch);
+        (self.scratch, self.layouts) = (scratch, layouts);
+        let y = y?;
+        self.cached = Some(x.ncols());
+        Ok(y)
     }
 
     /// Adds `dL/dW`, `dL/db` for the cached input; with `grad_x`, also writes `dL/dx` there.
@@ -279,85 +286,68 @@ impl<T: Scalar> Conv2d<T> {
         grad_y: &DMatrix<T>,
         grad_x: Option<&mut DMatrix<T>>,
     ) -> Result<(), LayerError> {
-        let geo = self.geo;
+        let geo = &self.geo;
         let (c_out, out_len) = (self.config.out_channels, self.out_len());
-        let x = self
-            .input
-            .as_ref()
+        let n = self
+            .cached
             .ok_or(LayerError::NoForwardCache { layer: NAME })?;
-        check_grad(NAME, grad_y, out_len, x.ncols())?;
-        let n = x.ncols();
+        check_grad(NAME, grad_y, out_len, n)?;
         if n == 0 {
             return Ok(());
         }
         let (chunks, size) = reduction_split(n);
         self.scratch
             .resize_with(chunks.max(self.scratch.len()), Scratch::default);
-        // Wᵀ with contiguous columns, so that every block's `Wᵀ δ` packs it with straight copies
-        let w_t = grad_x.is_some().then(|| self.weight.value().transpose());
+        // the kernels as the input gradient's A (see geometry.rs)
+        let w = self.weight.value().as_slice();
+        let a_dx = grad_x.is_some().then(|| {
+            if geo.transposed() {
+                geo.transposed_kernels(w, c_out)
+            } else {
+                geo.kernels_by_column(w, c_out)
+            }
+        });
         let has_bias = self.bias.is_some();
-        let in_len = geo.in_len();
+        let (in_len, ll, layouts) = (geo.in_len(), geo.layout_len(), &self.layouts);
 
         // One job per chunk: its examples' dL/dx (disjoint slices) and its partial dW, db.
-        // compiled for the best instruction set (retroprop_core::simd)
         let job = |chunk: usize, buf: &mut Scratch<T>, mut dx: Option<&mut [T]>| {
-            vectorized(
-                #[inline(always)]
-                || {
-                    let mut dw = DMatrix::zeros(c_out, geo.k);
-                    let mut db = vec![T::zero(); if has_bias { c_out } else { 0 }];
-                    let range = chunk * size..((chunk + 1) * size).min(n);
-                    for (local, i) in range.enumerate() {
-                        let xi = &x.as_slice()[i * in_len..(i + 1) * in_len];
-                        let gi = &grad_y.as_slice()[i * out_len..(i + 1) * out_len];
+            let mut dw = DMatrix::zeros(c_out, geo.k);
+            let mut db = vec![T::zero(); if has_bias { c_out } else { 0 }];
+            let range = chunk * size..((chunk + 1) * size).min(n);
+            for (local, i) in range.enumerate() {
+                let layout = &layouts[i * ll..(i + 1) * ll];
+                let gi = &grad_y.as_slice()[i * out_len..(i + 1) * out_len];
+                // compiled for the best instruction set (retroprop_core::simd)
+                vectorized(
+                    #[inline(always)]
+                    || {
                         for (acc, row) in db.iter_mut().zip(gi.chunks_exact(geo.p)) {
                             *acc += sum(row);
                         }
-                        buf.load(&geo, xi);
-                        buf.start_dx(&geo);
-                        let mut dx_i = dx
-                            .as_deref_mut()
-                            .map(|dx| &mut dx[local * in_len..(local + 1) * in_len]);
-                        for oys in geo.blocks::<T>() {
-                            let width = Scratch::<T>::block_width(&geo, &oys);
-                            if !geo.wide() {
-                                // (the wide layout's operands come from the padded image)
-                                buf.im2col(&geo, xi, oys.clone());
-                            }
-                            // the operands leave `buf` borrowed: move dcols out of the way
-                            let mut dcols = std::mem::take(&mut buf.dcols);
-                            let ops = buf.block_operands(&geo, c_out, gi, &oys);
-                            // dW += δ[:, block] (C_out × width) · colsᵀ (width × K)
-                            gemm(
-                                T::one(),
-                                ops.delta_t,
-                                ops.cols_t,
-                                T::one(),
-                                MatMut::of(&mut dw),
-                            );
-                            if let (Some(_), Some(w_t)) = (&dx_i, &w_t) {
-                                // dcols (K × width, row-major) = Wᵀ (K × C_out) · δ[:, block]
-                                dcols.resize(geo.k * width, T::zero());
-                                gemm(
-                                    T::one(),
-                                    MatRef::of(w_t),
-                                    ops.delta,
-                                    T::zero(),
-                                    MatMut::new(&mut dcols, geo.k, width, width, 1),
-                                );
-                            }
-                            buf.dcols = dcols;
-                            if let Some(dx_i) = dx_i.as_deref_mut() {
-                                buf.col2im_add(&geo, oys, dx_i);
-                            }
-                        }
-                        if let Some(dx_i) = dx_i {
-                            buf.finish_dx(&geo, dx_i);
-                        }
-                    }
-                    (dw, db)
-                },
-            )
+                    },
+                );
+                // δᵀ (P × C_out): each output position's gradient over the channels
+                buf.grad_t.resize(geo.p * c_out, T::zero());
+                transpose(gi, c_out, geo.p, geo.p, &mut buf.grad_t);
+                // dW[:, tap] += Σ_positions layout[tap row] · δᵀ[position, :]
+                gemm_positions(
+                    layout,
+                    geo.tap_rows(),
+                    geo.ow,
+                    geo.oh,
+                    &buf.grad_t,
+                    c_out,
+                    dw.as_mut_slice(),
+                    c_out,
+                    c_out,
+                );
+                if let (Some(dx), Some(a)) = (dx.as_deref_mut(), &a_dx) {
+                    let dx_i = &mut dx[local * in_len..(local + 1) * in_len];
+                    input_gradient(geo, c_out, a, gi, &mut buf.dlayout, dx_i);
+                }
+            }
+            (dw, db)
         };
 
         let partials: Vec<(DMatrix<T>, Vec<T>)> = match grad_x {
@@ -389,6 +379,60 @@ impl<T: Scalar> Conv2d<T> {
     }
 }
 
+/// Writes one example's `dL/dx` from its output gradient `delta`, with `a` the kernels as
+/// [`Geometry::transposed_kernels`] (stride 1) or [`Geometry::kernels_by_column`] (strided)
+/// arranged them, and `dlayout` as work space.
+fn input_gradient<T: Scalar>(
+    geo: &Geometry,
+    c_out: usize,
+    a: &[T],
+    delta: &[T],
+    dlayout: &mut Vec<T>,
+    dx: &mut [T],
+) {
+    if geo.transposed() {
+        // dx[c, iy, :] = Σ_{o,u,v} W[o, (c,u,v)] · δ_padded[(o,u,v) row of iy]
+        dlayout.resize(geo.delta_layout_len(c_out), T::zero());
+        vectorized(
+            #[inline(always)]
+            || geo.load_delta(delta, dlayout),
+        );
+        gemm_rows(
+            a,
+            geo.c,
+            dlayout,
+            geo.back_rows(),
+            dx,
+            geo.input_rows(),
+            geo.w,
+            geo.h,
+            Write::Overwrite,
+        );
+    } else {
+        // dlayout[tap row of oy] += Σ_o Wᵀ[tap, o] · δ[o, oy, :], then back to image layout
+        dlayout.clear();
+        dlayout.resize(geo.layout_len(), T::zero());
+        gemm_rows(
+            a,
+            geo.k,
+            delta,
+            geo.plane_rows(),
+            dlayout,
+            geo.tap_rows_by_column(),
+            geo.ow,
+            geo.oh,
+            Write::Accumulate,
+        );
+        vectorized(
+            #[inline(always)]
+            || {
+                dx.fill(T::zero());
+                geo.unload_add(dlayout, dx);
+            },
+        );
+    }
+}
+
 impl<T: Scalar> Layer<T> for Conv2d<T> {
     fn name(&self) -> &'static str {
         NAME
@@ -410,25 +454,11 @@ impl<T: Scalar> Layer<T> for Conv2d<T> {
     }
 
     fn forward(&mut self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let y = self.convolve(x, &mut scratch);
-        self.scratch = scratch;
-        let y = y?;
-        self.input = Some(x.clone());
-        Ok(y)
-    }
-
-    fn forward_owned(&mut self, x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let y = self.convolve(&x, &mut scratch);
-        self.scratch = scratch;
-        let y = y?;
-        self.input = Some(x);
-        Ok(y)
+        self.forward_keeping(x)
     }
 
     fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
-        let n = self.input.as_ref().map_or(0, DMatrix::ncols);
+        let n = self.cached.unwrap_or(0);
         let mut grad_x = DMatrix::zeros(self.geo.in_len(), n);
         self.backward_into(grad_y, Some(&mut grad_x))?;
         Ok(grad_x)
@@ -439,7 +469,7 @@ impl<T: Scalar> Layer<T> for Conv2d<T> {
     }
 
     fn infer(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
-        self.convolve(x, &mut Vec::new())
+        self.convolve(x, None, &mut Vec::new())
     }
 
     fn visit_params(&self, f: &mut dyn FnMut(&str, &Param<T>)) {

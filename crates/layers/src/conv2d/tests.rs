@@ -101,8 +101,11 @@ proptest::proptest! {
         ..Default::default()
     })]
 
+    // forward, and backward (dW, db, dx), of random configurations — stride 1 and strided,
+    // dilated, padding wider than the kernel's span, one output along a strided axis — against
+    // the looped definition
     #[test]
-    fn gemm_path_matches_the_definition(
+    fn direct_products_match_the_definition(
         ci in 1usize..4, co in 1usize..4, kh in 1usize..5, kw in 1usize..5,
         sh in 1usize..4, sw in 1usize..4, ph in 0usize..3, pw in 0usize..3,
         dh in 1usize..3, dw in 1usize..3, eh in 0usize..6, ew in 0usize..6,
@@ -112,10 +115,10 @@ proptest::proptest! {
         let w = (dw * (kw - 1) + 1).saturating_sub(2 * pw).max(1) + ew;
         let cfg = Conv2dConfig::new((ci, h, w), co, (kh, kw))
             .stride((sh, sw)).padding((ph, pw)).dilation((dh, dw));
-        let conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed }).unwrap();
+        let mut conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed }).unwrap();
         let mut rng = retroprop_core::rng::Rng::new(seed);
         let x = DMatrix::from_fn(cfg.input_shape().len(), n, |_, _| rng.uniform(-1.0, 1.0));
-        let y = conv.infer(&x).unwrap();
+        let y = conv.forward(&x).unwrap();
         let b = conv.bias().unwrap().value().as_slice().to_vec();
         for col in 0..n {
             let want = direct(&cfg, conv.weight().value(), &b, x.column(col).as_slice());
@@ -123,6 +126,16 @@ proptest::proptest! {
                 proptest::prop_assert!((a - w).abs() < 1e-12, "{:?}: {} vs {}", cfg, a, w);
             }
         }
+        let delta = DMatrix::from_fn(y.nrows(), n, |_, _| rng.uniform(-1.0, 1.0));
+        let dx = conv.backward(&delta).unwrap();
+        let (want_dw, want_dx) = direct_backward(&cfg, conv.weight().value(), &x, &delta);
+        let close = |a: &DMatrix<f64>, b: &DMatrix<f64>| (a - b).amax() < 1e-12;
+        proptest::prop_assert!(close(conv.weight().grad(), &want_dw), "dW of {:?}", cfg);
+        proptest::prop_assert!(close(&dx, &want_dx), "dx of {:?}", cfg);
+        let want_db = DMatrix::from_fn(co, 1, |o, _| {
+            (0..n).map(|j| delta.column(j).rows(o * y.nrows() / co, y.nrows() / co).sum()).sum()
+        });
+        proptest::prop_assert!(close(conv.bias().unwrap().grad(), &want_db), "db of {:?}", cfg);
     }
 }
 
@@ -172,7 +185,8 @@ fn inner(cfg: Conv2dConfig, w: DMatrix<f64>, x: &DMatrix<f64>, delta: &DMatrix<f
 #[test]
 fn the_backward_pass_is_the_adjoint_of_the_forward() {
     // L = ⟨δ, y⟩ is linear in W and in x: dL/dW[o, t] = L(W = e_ot), dL/dx[k] = L(x = e_k),
-    // dL/db[o] = Σ δ[o, ·]; three examples in three chunks, stride 1 (wide) and 2 (phased)
+    // dL/db[o] = Σ δ[o, ·]; three examples in three chunks, stride 1 (transposed dx) and 2
+    // (phased, scattered dx)
     for cfg in [
         Conv2dConfig::new((2, 5, 4), 2, 3).padding(1),
         Conv2dConfig::new((2, 6, 5), 2, (3, 2))
@@ -232,7 +246,7 @@ fn max_diff(a: &DMatrix<f64>, b: &DMatrix<f64>) -> f64 {
 #[test]
 fn large_images_and_batches_match_the_looped_definition() {
     // 17 examples make chunks of 3 (several examples per backward chunk, the last one short);
-    // a 4 × 96 × 96 input makes several im2col blocks on the strided path and the wide one
+    // 4 × 96 × 96 inputs make rows of several vectors and many column tiles, strided and not
     for (cfg, n) in [
         (Conv2dConfig::new((2, 5, 4), 3, 3).padding(1), 17),
         (Conv2dConfig::new((2, 6, 5), 2, 3).stride(2), 17),
