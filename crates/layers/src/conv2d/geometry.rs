@@ -203,12 +203,12 @@ impl Geometry {
     /// allocated: the padding is never written, so it stays zero).
     #[inline(always)]
     pub(super) fn load<T: Scalar>(&self, x: &[T], layout: &mut [T]) {
-        if self.sw == 1 {
-            self.each_row(|src, at| {
+        match self.sw {
+            1 => self.each_row(|src, at| {
                 layout[at + self.pw..at + self.pw + self.w].copy_from_slice(&x[src]);
-            });
-        } else {
-            self.each_row(|src, at| {
+            }),
+            2 => self.load_phased::<2, T>(x, layout),
+            _ => self.each_row(|src, at| {
                 for r in 0..self.sw {
                     let (ix0, to) = self.phase(r);
                     let from = x[src.clone()].get(ix0..).unwrap_or_default();
@@ -219,8 +219,32 @@ impl Geometry {
                         *d = v;
                     }
                 }
-            });
+            }),
         }
+    }
+
+    /// [`Geometry::load`] for a stride `S` known at compile time: each group of `S` input
+    /// columns `kS..kS + S` goes to slot `k` (+ an offset) of the `S` phases, a de-interleave
+    /// the compiler vectorises.
+    #[inline(always)]
+    fn load_phased<const S: usize, T: Scalar>(&self, x: &[T], layout: &mut [T]) {
+        // column kS + r is padded column kS + r + p_w: phase (r + p_w) mod S, slot k + ⌊(r + p_w)/S⌋
+        let to: [usize; S] =
+            std::array::from_fn(|r| ((r + self.pw) % S) * self.wq + (r + self.pw) / S);
+        self.each_row(|src, at| {
+            let row = &x[src];
+            let groups = row.chunks_exact(S);
+            let tail = groups.remainder();
+            for (k, group) in groups.enumerate() {
+                for r in 0..S {
+                    layout[at + to[r] + k] = group[r];
+                }
+            }
+            let k = row.len() / S;
+            for (r, &v) in tail.iter().enumerate() {
+                layout[at + to[r] + k] = v;
+            }
+        });
     }
 
     /// The adjoint of [`Geometry::load`]: adds the interior of a layout-shaped gradient into
