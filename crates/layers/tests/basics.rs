@@ -4,8 +4,9 @@
 
 use nalgebra::DMatrix;
 use retroprop_layers::{
-    Conv2d, Conv2dConfig, Dense, Flatten, Init, Layer, LayerError, MaxPool2d, MaxPool2dConfig,
-    Relu, Shape, Sigmoid, Softmax, Softplus, Standardize, Tanh,
+    AvgPool2d, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, Dense, Flatten, Gelu,
+    GeluApproximation, Init, Layer, LayerError, LayerNorm, LayerNormConfig, MaxPool2d,
+    MaxPool2dConfig, Relu, Shape, Sigmoid, Softmax, Softplus, Standardize, Tanh,
 };
 
 #[test]
@@ -23,6 +24,20 @@ fn every_layer_names_itself() {
         (Box::new(Standardize::new(0.5, 2.0).unwrap()), "Standardize"),
         (Box::new(conv), "Conv2d"),
         (Box::new(pool), "MaxPool2d"),
+        (Box::new(AvgPool2d::global((1, 4, 4)).unwrap()), "AvgPool2d"),
+        (
+            Box::new(BatchNorm::new_1d(BatchNormConfig::new(3)).unwrap()),
+            "BatchNorm1d",
+        ),
+        (
+            Box::new(BatchNorm::new_2d(BatchNormConfig::new(3)).unwrap()),
+            "BatchNorm2d",
+        ),
+        (
+            Box::new(LayerNorm::new(LayerNormConfig::new(3)).unwrap()),
+            "LayerNorm",
+        ),
+        (Box::new(Gelu::new(GeluApproximation::None)), "Gelu"),
     ];
     for (layer, name) in layers {
         assert_eq!(layer.name(), name);
