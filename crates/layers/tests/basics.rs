@@ -164,3 +164,17 @@ fn a_convolution_from_given_kernels_computes_what_the_drawn_one_does() {
         Err(LayerError::ParamShape { param: "bias", .. })
     ));
 }
+
+#[test]
+fn a_buffer_knows_its_shape_and_size() {
+    let b = retroprop_layers::Buffer::new("running_mean", DMatrix::<f64>::zeros(3, 2));
+    assert_eq!(
+        (b.name(), b.shape(), b.len(), b.is_empty()),
+        ("running_mean", (3, 2), 6, false)
+    );
+    let empty = retroprop_layers::Buffer::new("none", DMatrix::<f64>::zeros(0, 1));
+    assert_eq!(
+        (empty.shape(), empty.len(), empty.is_empty()),
+        ((0, 1), 0, true)
+    );
+}

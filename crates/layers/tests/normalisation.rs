@@ -200,7 +200,7 @@ fn layer_normalisation_uses_each_examples_mean_and_biased_variance() {
 }
 
 #[test]
-fn an_average_pool_that_cannot_be_built_has_no_parameter_shapes() {
+fn a_pool_that_cannot_be_built_has_no_parameter_shapes() {
     // a 3 × 3 window on a 2 × 2 input without padding: no output
     let spec = LayerSpec::new(
         "AvgPool2d",
@@ -210,6 +210,13 @@ fn an_average_pool_that_cannot_be_built_has_no_parameter_shapes() {
         param_shapes(&spec),
         Err(LayerError::EmptyOutput { .. })
     ));
+    let spec = LayerSpec::new("MaxPool2d", &MaxPool2dConfig::new((1, 2, 2), 3));
+    assert!(matches!(
+        param_shapes(&spec),
+        Err(LayerError::EmptyOutput { .. })
+    ));
+    let spec = LayerSpec::new("MaxPool2d", &MaxPool2dConfig::new((1, 4, 4), 2));
+    assert_eq!(param_shapes(&spec), Ok(Some(vec![])));
     let spec = LayerSpec::new(
         "AvgPool2d",
         &AvgPool2dConfig(MaxPool2dConfig::new((1, 4, 4), 2)),

@@ -287,3 +287,176 @@ fn an_empty_product_leaves_c_as_it_is_or_zeroes_it() {
     );
     assert_eq!(c, [5.0; 4]);
 }
+
+#[test]
+fn row_tables_know_their_rows() {
+    let table = RowTable::new(&[4, 0, 9], 2);
+    assert_eq!((table.len(), table.is_empty()), (3, false));
+    let none = RowTable::new(&[], 2);
+    assert_eq!((none.len(), none.is_empty()), (0, true));
+}
+
+/// The panic message of `f`, which must panic (a caller bug the checks must catch: the kernels
+/// behind them read and write through raw pointers).
+#[track_caller]
+fn caller_bug(f: impl FnOnce()) -> String {
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .expect_err("an operand past its buffer must be caught before the kernel runs");
+    err.downcast_ref::<String>().cloned().unwrap_or_default()
+}
+
+/// A call that must be refused, given the output buffer.
+type Case<'a> = Box<dyn FnOnce(&mut [f32]) + 'a>;
+
+#[test]
+fn operands_past_their_buffers_are_caught_before_the_kernel() {
+    let (a, b) = ([1.0_f32; 6], [1.0_f32; 10]);
+    let rows = |starts| RowTable::new(starts, 3);
+    let mut c = [0.0_f32; 10];
+    // gemm_rows: m = 2 rows of C, k = 3 rows of B, n = 4, 2 segments 3 apart
+    let ok = || {
+        let mut c = [0.0_f32; 10];
+        gemm_rows(
+            &a,
+            2,
+            &b,
+            rows(&[0, 1, 3]),
+            &mut c,
+            rows(&[0, 2]),
+            4,
+            2,
+            Write::Overwrite,
+        );
+    };
+    ok();
+    let cases: Vec<(&str, Case)> = vec![
+        (
+            "a row of B ends at 11",
+            Box::new(|c| {
+                gemm_rows(
+                    &a,
+                    2,
+                    &b,
+                    rows(&[0, 1, 4]),
+                    c,
+                    rows(&[0, 2]),
+                    4,
+                    2,
+                    Write::Overwrite,
+                )
+            }),
+        ),
+        (
+            "a row of C ends at 11",
+            Box::new(|c| {
+                gemm_rows(
+                    &a,
+                    2,
+                    &b,
+                    rows(&[0, 1, 3]),
+                    c,
+                    rows(&[0, 4]),
+                    4,
+                    2,
+                    Write::Overwrite,
+                )
+            }),
+        ),
+        (
+            "A (2 × 3, lda 3)",
+            Box::new(|c| {
+                gemm_rows(
+                    &a,
+                    3,
+                    &b,
+                    rows(&[0, 1, 3]),
+                    c,
+                    rows(&[0, 2]),
+                    4,
+                    2,
+                    Write::Overwrite,
+                )
+            }),
+        ),
+        (
+            "A (2 × 3, lda 1)",
+            Box::new(|c| {
+                gemm_rows(
+                    &a,
+                    1,
+                    &b,
+                    rows(&[0, 1, 3]),
+                    c,
+                    rows(&[0, 2]),
+                    4,
+                    2,
+                    Write::Overwrite,
+                )
+            }),
+        ),
+        (
+            "a bias of 1 values for 2 rows",
+            Box::new(|c| {
+                gemm_rows(
+                    &a,
+                    2,
+                    &b,
+                    rows(&[0, 1, 3]),
+                    c,
+                    rows(&[0, 2]),
+                    4,
+                    2,
+                    Write::Bias(&[1.0]),
+                )
+            }),
+        ),
+        // gemm_positions: m = 2 rows of A (4 values, 2 segments), B 8 × 1, C 2 × 1
+        (
+            "a row of A ends at 11",
+            Box::new(|c| gemm_positions(&b, rows(&[0, 4]), 4, 2, &b, 1, c, 1, 1)),
+        ),
+        (
+            "B (8 × 2, ldb 2)",
+            Box::new(|c| gemm_positions(&b, rows(&[0, 3]), 4, 2, &b, 2, c, 2, 2)),
+        ),
+        (
+            "B (8 × 2, ldb 1)",
+            Box::new(|c| gemm_positions(&b, rows(&[0, 3]), 4, 2, &b, 1, c, 2, 2)),
+        ),
+        (
+            "C (2 × 2, ldc 1)",
+            Box::new(|c| gemm_positions(&b, rows(&[0, 3]), 4, 2, &b, 2, c, 1, 2)),
+        ),
+    ];
+    for (what, call) in cases {
+        let message = caller_bug(|| call(&mut c));
+        assert!(message.contains(what), "{what}: got `{message}`");
+    }
+    let mut short = [0.0_f32; 3];
+    let message = caller_bug(|| gemm_positions(&b, rows(&[0, 3]), 4, 2, &b, 1, &mut short, 3, 2));
+    assert!(message.contains("C (2 × 2, ldc 3)"), "{message}");
+}
+
+#[test]
+fn an_empty_dimension_reads_nothing() {
+    // with no row of C, no column or no segment, nothing is read: operands that would be past
+    // their buffers are not an error
+    let far = RowTable::new(&[100, 200], 50);
+    let mut c = [7.0_f64; 2];
+    gemm_rows(
+        &[],
+        5,
+        &[],
+        far,
+        &mut c,
+        RowTable::new(&[], 0),
+        4,
+        2,
+        Write::Overwrite,
+    );
+    gemm_rows(&[], 5, &[], far, &mut c, far, 0, 2, Write::Overwrite);
+    gemm_rows(&[], 5, &[], far, &mut c, far, 4, 0, Write::Overwrite);
+    gemm_positions(&[], far, 3, 2, &[], 1, &mut c, 1, 0);
+    gemm_positions(&[], RowTable::new(&[], 0), 3, 2, &[], 1, &mut c, 1, 2);
+    assert_eq!(c, [7.0; 2]);
+}
