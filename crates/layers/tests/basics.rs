@@ -38,6 +38,10 @@ fn every_layer_names_itself() {
             "LayerNorm",
         ),
         (Box::new(Gelu::new(GeluApproximation::None)), "Gelu"),
+        (
+            Box::new(retroprop_layers::Dropout::new(0.5).unwrap()),
+            "Dropout",
+        ),
     ];
     for (layer, name) in layers {
         assert_eq!(layer.name(), name);
