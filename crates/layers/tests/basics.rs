@@ -182,3 +182,35 @@ fn a_buffer_knows_its_shape_and_size() {
         ((0, 1), 0, true)
     );
 }
+
+#[test]
+fn leaky_relu_passes_back_alpha_at_zero_as_pytorch_does() {
+    let mut leaky = retroprop_layers::LeakyRelu::<f64>::new(0.1).unwrap();
+    let x = DMatrix::from_column_slice(3, 1, &[-2.0, 0.0, 3.0]);
+    assert_eq!(leaky.forward(&x).unwrap().as_slice(), &[-0.2, 0.0, 3.0]);
+    let g = DMatrix::from_column_slice(3, 1, &[1.0, 1.0, 1.0]);
+    // the subgradient at 0 is the negative slope (PyTorch's `x > 0 ? g : slope·g`)
+    assert_eq!(leaky.backward(&g).unwrap().as_slice(), &[0.1, 0.1, 1.0]);
+    assert_eq!(leaky.name(), "LeakyRelu");
+}
+
+#[test]
+fn a_parameter_lends_its_value_and_gradient_together() {
+    let mut p = retroprop_layers::Param::new(
+        "weight",
+        retroprop_layers::ParamKind::Weight,
+        DMatrix::from_column_slice(2, 1, &[1.0_f64, 2.0]),
+    );
+    assert!(!p.is_empty());
+    p.grad_mut()[1] = 5.0;
+    let (value, grad) = p.value_and_grad_mut();
+    assert_eq!(grad, &[0.0, 5.0]);
+    value[0] -= 0.5 * grad[1];
+    assert_eq!(p.value().as_slice(), &[-1.5, 2.0]);
+    let empty = retroprop_layers::Param::new(
+        "none",
+        retroprop_layers::ParamKind::Weight,
+        DMatrix::<f64>::zeros(0, 1),
+    );
+    assert!(empty.is_empty());
+}

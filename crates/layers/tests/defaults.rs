@@ -130,6 +130,12 @@ fn a_boxed_layer_forwards_every_provided_method() {
     boxed.visit_params(&mut |_, p| grad = p.grad()[0]);
     assert_eq!(grad, 0.0);
     assert_eq!(boxed.param_count(), 1);
+    let dense: Box<dyn Layer<f64>> = Box::new(Dense::new(3, 2, Init::Zeros).unwrap());
+    assert_eq!(
+        dense.param_count(),
+        8,
+        "W (2 × 3) and b (2), through the box"
+    );
 
     // buffers and reseeding go through the box too
     let mut norm: Box<dyn Layer<f64>> =

@@ -132,3 +132,26 @@ fn a_taken_kind_an_unknown_kind_and_stray_children_are_errors() {
         Err(LayerError::Config { .. })
     ));
 }
+
+/// A kind of one's own that does not say its parameters' shapes (the trait's default).
+#[derive(Serialize, Deserialize)]
+struct Unsized;
+
+impl LayerConfig for Unsized {
+    const KIND: &'static str = "tests.Unsized";
+    fn build<T: retroprop_layers::Scalar>(
+        &self,
+        _: Vec<Box<dyn Layer<T>>>,
+    ) -> Result<Box<dyn Layer<T>>, LayerError> {
+        Ok(Box::new(Relu::new()))
+    }
+}
+
+#[test]
+fn a_kind_that_does_not_say_its_parameter_shapes_leaves_them_unknown() {
+    retroprop_layers::register::<Unsized>().unwrap();
+    let unit = LayerSpec::unit("tests.Unsized");
+    assert_eq!(param_shapes(&unit), Ok(None));
+    // built, it is what it builds
+    assert_eq!(build::<f64>(&unit).unwrap().param_count(), 0);
+}
