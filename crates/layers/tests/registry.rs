@@ -155,3 +155,36 @@ fn a_kind_that_does_not_say_its_parameter_shapes_leaves_them_unknown() {
     // built, it is what it builds
     assert_eq!(build::<f64>(&unit).unwrap().param_count(), 0);
 }
+
+/// A container of one's own with a parameter of its own (a gate, say).
+#[derive(Serialize, Deserialize)]
+struct Gated;
+
+impl LayerConfig for Gated {
+    const KIND: &'static str = "tests.Gated";
+    const CONTAINER: bool = true;
+    fn build<T: retroprop_layers::Scalar>(
+        &self,
+        mut children: Vec<Box<dyn Layer<T>>>,
+    ) -> Result<Box<dyn Layer<T>>, LayerError> {
+        Ok(children.remove(0))
+    }
+    fn param_shapes(&self) -> Option<Result<Vec<(usize, usize)>, LayerError>> {
+        Some(Ok(vec![(1, 1)]))
+    }
+}
+
+#[test]
+fn a_container_with_parameters_of_its_own_leaves_the_order_unknown() {
+    retroprop_layers::register::<Gated>().unwrap();
+    let dense = LayerSpec::new(
+        "Dense",
+        &retroprop_layers::DenseConfig { d_in: 3, d_out: 3 },
+    );
+    // where the container's own (1 × 1) goes among its children's is its own business
+    let gated = LayerSpec::unit("tests.Gated").with_children(vec![dense.clone()]);
+    assert_eq!(param_shapes(&gated), Ok(None));
+    // a container without parameters of its own lists its children's
+    let residual = LayerSpec::unit("Residual").with_children(vec![dense]);
+    assert_eq!(param_shapes(&residual), Ok(Some(vec![(3, 3), (3, 1)])));
+}
