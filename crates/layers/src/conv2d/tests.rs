@@ -71,6 +71,8 @@ fn matches_the_definition_on_awkward_configurations() {
             .stride(3),
         Conv2dConfig::new((3, 4, 6), 1, (4, 1)).without_bias(),
         Conv2dConfig::new((1, 3, 3), 2, 5).padding(2),
+        // padding wider than two strides: the phase of the first column wraps more than once
+        Conv2dConfig::new((1, 5, 7), 2, 3).stride(3).padding(7),
     ];
     for cfg in configs {
         let mut conv = Conv2d::<f64>::new(cfg, Init::PyTorchDefault { seed: 3 }).unwrap();
