@@ -396,6 +396,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_step_grows_with_the_entry() {
+        // d(x³)/dx at 1000 is 3·10⁶: with h = STEP·|x| the rounding error ε|f|/h stays near
+        // 10⁻¹⁰ relative; a step that did not grow with |x| (STEP/|x|) would err by ~10⁷
+        for x in [1e3_f64, -2.5e4] {
+            let d = derivative(|v| v * v * v, x);
+            let want = 3.0 * x * x;
+            assert!(
+                ((d - want) / want).abs() < 1e-8,
+                "x = {x}: {d} against {want}"
+            );
+        }
+    }
+
+    #[test]
     fn sample_is_all_or_a_sorted_subset() {
         let mut rng = Rng::new(1);
         assert_eq!(sample(5, 10, &mut rng), vec![0, 1, 2, 3, 4]);
