@@ -152,6 +152,12 @@ fn sizes_past_the_limit_are_refused_before_any_allocation() {
     let padded = |p| Conv2dConfig::new((1, 1, 1), 1, 1).padding(p).output_size();
     assert!(too_large(padded(25_000)));
     assert_eq!(padded(20_000).unwrap(), (40_001, 40_001));
+    // a 2×2 image padded by 20 000: its layout, 2 × 40 004², fits (a layout counted as
+    // 2p·H instead of 2p + H would not)
+    let two = Conv2dConfig::new((1, 2, 2), 1, 1)
+        .padding(20_000)
+        .output_size();
+    assert_eq!(two.unwrap(), (40_002, 40_002));
     // one output (a stride past the image), but the input gradient's padded δ of 3 channels
     // holds 3 × 40 001² ≈ 4.8·10⁹ values; 2 channels fit
     let strided = |c| {

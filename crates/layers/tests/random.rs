@@ -74,3 +74,24 @@ fn the_normal_initialisers_have_their_standard_deviations() {
         assert!(dense.bias().value().iter().all(|&b| b == 0.0));
     }
 }
+
+#[test]
+fn the_uniform_initialisers_fill_their_bounds() {
+    // U(−a, a): every weight inside, and of 60 000 draws the largest within 1 % of a (the
+    // chance that all fall below 0.99a is 0.99⁶⁰⁰⁰⁰)
+    let (d_in, d_out) = (300.0_f64, 200.0_f64);
+    for (init, bound) in [
+        (
+            Init::XavierUniform { seed: 6 },
+            (6.0 / (d_in + d_out)).sqrt(),
+        ),
+        (Init::HeUniform { seed: 6 }, (6.0 / d_in).sqrt()),
+    ] {
+        let dense = Dense::<f64>::new(300, 200, init).unwrap();
+        let largest = dense.weight().value().amax();
+        assert!(
+            largest < bound && largest > 0.99 * bound,
+            "{init:?}: {largest} against {bound}"
+        );
+    }
+}
