@@ -376,3 +376,20 @@ pub fn conformance<L: Layer<f64>>(
 
     Ok(Conformance { gradients, clauses })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::max_deviation;
+
+    #[test]
+    fn deviations_are_relative_above_one_and_absolute_below() {
+        // 10⁶ against 10⁶ + 1: one part in a million, however large the values
+        let d = max_deviation(&[1e6, 0.5], &[1e6 + 1.0, 0.5]);
+        assert!((d - 1.0 / (1e6 + 1.0)).abs() < 1e-18, "{d}");
+        // below 1 in magnitude the difference itself
+        assert_eq!(max_deviation(&[0.25], &[0.5]), 0.25);
+        // a NaN anywhere is the worst deviation
+        assert_eq!(max_deviation(&[1.0, f64::NAN], &[1.0, 2.0]), f64::INFINITY);
+        assert_eq!(max_deviation(&[], &[]), 0.0);
+    }
+}
