@@ -141,7 +141,8 @@ pub struct TensorReport {
     pub retried: usize,
     /// Entries that failed.
     pub failed: usize,
-    /// The entry with the largest error ratio, if any was checked.
+    /// The entry with the largest error ratio (the first of equals, in column-major order), if
+    /// any was checked.
     pub worst: Option<Entry>,
 }
 
@@ -407,6 +408,16 @@ mod tests {
                 "x = {x}: {d} against {want}"
             );
         }
+    }
+
+    #[test]
+    fn the_worst_entry_is_the_first_of_equally_wrong_ones() {
+        // f = x₀ + x₁ + x₂ (gradient 1, 1, 1), claimed (1, 3, 3): entries 1 and 2 equally wrong
+        let f = |x: &[f64]| x.iter().sum::<f64>();
+        let report = check_gradient(f, &[0.5, 0.5, 0.5], &[1.0, 3.0, 3.0], &Config::default());
+        let worst = report.tensors[0].worst.expect("three entries checked");
+        assert_eq!((worst.index, worst.analytic), ((1, 0), 3.0));
+        assert_eq!(report.tensors[0].failed, 2);
     }
 
     #[test]
