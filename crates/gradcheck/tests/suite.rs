@@ -125,3 +125,56 @@ fn a_report_points_at_the_wrong_entry_and_its_outcome_is_consistent() {
     let tol = Tolerance { abs: 0.5, rel: 0.1 };
     assert_eq!(tol.allowed(10.0, -20.0), 0.5 + 0.1 * 20.0);
 }
+
+#[test]
+fn outcomes_with_different_tolerances_are_ranked_by_error_over_tolerance() {
+    // 0.5 of a tolerance of 1 against 0.01 of 0.0125: the second is worse (0.8 > 0.5)
+    let loose = Outcome::within(0.5, 1.0, "abs", "loose");
+    let tight = Outcome::within(0.01, 0.0125, "rel", "tight");
+    let both = Outcome::all([loose.clone(), tight.clone()]);
+    assert!(both.passed);
+    assert_eq!(both.detail, "tight");
+    assert_eq!(
+        Outcome::all([tight, loose.clone()]).detail,
+        "tight",
+        "in either order"
+    );
+    // an exact check that holds (error 0, tolerance 0) is the best of all, wherever it stands
+    let exact = Outcome::exact(0, "exact hit");
+    assert_eq!(Outcome::all([loose.clone(), exact.clone()]).detail, "loose");
+    assert_eq!(Outcome::all([exact, loose]).detail, "loose");
+}
+
+#[test]
+fn the_report_has_one_header_per_group_and_prints_each_metric_its_way() {
+    let mut s = Suite::new();
+    s.add("one", "group A", "relative", || {
+        Outcome::within(0.5, 1.0, "abs", "")
+    });
+    s.add("two", "group A", "exact", || Outcome::exact(0, ""));
+    s.add("three", "group B", "another group", || {
+        Outcome::within(0.25, 0.5, "rel", "")
+    });
+    let text = s.run(None).render(false);
+    assert_eq!(text.matches("\ngroup A\n").count(), 1, "{text}");
+    assert_eq!(text.matches("\ngroup B\n").count(), 1, "{text}");
+    // a measured error in scientific notation with its tolerance and metric; an exact check's
+    // count as it is, against "exact"
+    assert!(text.contains("5.0e-1    1e0 abs  PASS"), "{text}");
+    assert!(text.contains("2.5e-1   5e-1 rel  PASS"), "{text}");
+    assert!(text.contains("0      exact  PASS"), "{text}");
+}
+
+#[test]
+fn the_planted_layer_names_itself_and_shows_its_parameters() {
+    use retroprop_gradcheck::planted::DroppedTranspose;
+    use retroprop_layers::Layer;
+    let layer = DroppedTranspose::new(3, 2, 1).unwrap();
+    assert_eq!(layer.name(), "DroppedTranspose");
+    let mut names = Vec::new();
+    layer.visit_params(&mut |path, p| names.push((path.to_string(), p.value().shape())));
+    assert_eq!(
+        names,
+        [("weight".to_string(), (2, 3)), ("bias".to_string(), (2, 1))]
+    );
+}
