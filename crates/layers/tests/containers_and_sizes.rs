@@ -43,16 +43,7 @@ fn a_residual_block_passes_every_call_to_its_body_and_projection() {
     // backward_params adds what backward adds, to the body's and the projection's parameters
     let (ga, gb) = (grads(&a), grads(&b));
     assert_eq!(ga, gb);
-    let paths: Vec<&str> = ga.iter().map(|(p, _)| p.as_str()).collect();
-    assert_eq!(
-        paths,
-        [
-            "body.weight",
-            "body.bias",
-            "shortcut.weight",
-            "shortcut.bias"
-        ]
-    );
+    // (the paths, body.… then shortcut.…, are the residual module's own unit test)
     assert!(ga.iter().all(|(_, g)| g.iter().any(|&v| v != 0.0)));
     b.zero_grad();
     assert!(grads(&b).iter().all(|(_, g)| g.iter().all(|&v| v == 0.0)));

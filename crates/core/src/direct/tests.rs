@@ -313,120 +313,44 @@ fn operands_past_their_buffers_are_caught_before_the_kernel() {
     let (a, b) = ([1.0_f32; 6], [1.0_f32; 10]);
     let rows = |starts| RowTable::new(starts, 3);
     let mut c = [0.0_f32; 10];
-    // gemm_rows: m = 2 rows of C, k = 3 rows of B, n = 4, 2 segments 3 apart
-    let ok = || {
-        let mut c = [0.0_f32; 10];
-        gemm_rows(
-            &a,
-            2,
-            &b,
-            rows(&[0, 1, 3]),
-            &mut c,
-            rows(&[0, 2]),
-            4,
-            2,
-            Write::Overwrite,
-        );
+    // gemm_rows: m = 2 rows of C, k = 3 rows of B, n = 4, 2 segments 3 apart — first a call
+    // that fits, then the same with one operand changed
+    let rows_call =
+        |lda: usize, b_starts: &'static [usize], c_starts: &'static [usize], write| -> Case {
+            Box::new(move |c| {
+                gemm_rows(&a, lda, &b, rows(b_starts), c, rows(c_starts), 4, 2, write)
+            })
+        };
+    // gemm_positions: m = 2 rows of A (4 values, 2 segments), B 8 × n, C 2 × n
+    let positions_call = |a_starts: &'static [usize], ldb: usize, ldc: usize, n: usize| -> Case {
+        Box::new(move |c| gemm_positions(&b, rows(a_starts), 4, 2, &b, ldb, c, ldc, n))
     };
-    ok();
+    rows_call(2, &[0, 1, 3], &[0, 2], Write::Overwrite)(&mut [0.0; 10]);
     let cases: Vec<(&str, Case)> = vec![
         (
             "a row of B ends at 11",
-            Box::new(|c| {
-                gemm_rows(
-                    &a,
-                    2,
-                    &b,
-                    rows(&[0, 1, 4]),
-                    c,
-                    rows(&[0, 2]),
-                    4,
-                    2,
-                    Write::Overwrite,
-                )
-            }),
+            rows_call(2, &[0, 1, 4], &[0, 2], Write::Overwrite),
         ),
         (
             "a row of C ends at 11",
-            Box::new(|c| {
-                gemm_rows(
-                    &a,
-                    2,
-                    &b,
-                    rows(&[0, 1, 3]),
-                    c,
-                    rows(&[0, 4]),
-                    4,
-                    2,
-                    Write::Overwrite,
-                )
-            }),
+            rows_call(2, &[0, 1, 3], &[0, 4], Write::Overwrite),
         ),
         (
             "A (2 × 3, lda 3)",
-            Box::new(|c| {
-                gemm_rows(
-                    &a,
-                    3,
-                    &b,
-                    rows(&[0, 1, 3]),
-                    c,
-                    rows(&[0, 2]),
-                    4,
-                    2,
-                    Write::Overwrite,
-                )
-            }),
+            rows_call(3, &[0, 1, 3], &[0, 2], Write::Overwrite),
         ),
         (
             "A (2 × 3, lda 1)",
-            Box::new(|c| {
-                gemm_rows(
-                    &a,
-                    1,
-                    &b,
-                    rows(&[0, 1, 3]),
-                    c,
-                    rows(&[0, 2]),
-                    4,
-                    2,
-                    Write::Overwrite,
-                )
-            }),
+            rows_call(1, &[0, 1, 3], &[0, 2], Write::Overwrite),
         ),
         (
             "a bias of 1 values for 2 rows",
-            Box::new(|c| {
-                gemm_rows(
-                    &a,
-                    2,
-                    &b,
-                    rows(&[0, 1, 3]),
-                    c,
-                    rows(&[0, 2]),
-                    4,
-                    2,
-                    Write::Bias(&[1.0]),
-                )
-            }),
+            rows_call(2, &[0, 1, 3], &[0, 2], Write::Bias(&[1.0])),
         ),
-        // gemm_positions: m = 2 rows of A (4 values, 2 segments), B 8 × 1, C 2 × 1
-        (
-            "a row of A ends at 11",
-            Box::new(|c| gemm_positions(&b, rows(&[0, 4]), 4, 2, &b, 1, c, 1, 1)),
-        ),
-        (
-            "B (8 × 2, ldb 2)",
-            Box::new(|c| gemm_positions(&b, rows(&[0, 3]), 4, 2, &b, 2, c, 2, 2)),
-        ),
-        (
-            "B (8 × 2, ldb 1)",
-            Box::new(|c| gemm_positions(&b, rows(&[0, 3]), 4, 2, &b, 1, c, 2, 2)),
-        ),
-        (
-            "C (2 × 2, ldc 1)",
-            Box::new(|c| gemm_positions(&b, rows(&[0, 3]), 4, 2, &b, 2, c, 1, 2)),
-        ),
+        ("a row of A ends at 11", positions_call(&[0, 4], 1, 1, 1)),
+        ("B (8 × 2, ldb 2)", positions_call(&[0, 3], 2, 2, 2)),
+        ("B (8 × 2, ldb 1)", positions_call(&[0, 3], 1, 2, 2)),
+        ("C (2 × 2, ldc 1)", positions_call(&[0, 3], 2, 1, 2)),
     ];
     for (what, call) in cases {
         let message = caller_bug(|| call(&mut c));
