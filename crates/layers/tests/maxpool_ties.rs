@@ -52,11 +52,21 @@ fn first_maximum_loop(cfg: &MaxPool2dConfig, x: &[f64]) -> (Vec<f64>, Vec<usize>
 fn assert_matches_definition(cfg: MaxPool2dConfig, x: &DMatrix<f64>) {
     let mut pool = MaxPool2d::<f64>::new(cfg).unwrap();
     let y = pool.forward(x).unwrap();
+    let arg = pool
+        .argmax()
+        .expect("a forward pass keeps the winners")
+        .to_vec();
     let grad_y = DMatrix::from_fn(y.nrows(), y.ncols(), |k, _| (k + 1) as f64);
     let grad_x = pool.backward(&grad_y).unwrap();
     for col in 0..x.ncols() {
         let (want_y, want_arg) = first_maximum_loop(&cfg, x.column(col).as_slice());
         assert_eq!(y.column(col).as_slice(), &want_y[..], "{cfg:?}: outputs");
+        let out_len = want_arg.len();
+        let got_arg: Vec<usize> = arg[col * out_len..(col + 1) * out_len]
+            .iter()
+            .map(|&a| a as usize)
+            .collect();
+        assert_eq!(got_arg, want_arg, "{cfg:?}: winners (argmax)");
         let mut want_grad = vec![0.0; x.nrows()];
         for (k, &at) in want_arg.iter().enumerate() {
             want_grad[at] += (k + 1) as f64;
@@ -100,6 +110,32 @@ fn ties_on_the_2x2_fast_path_and_on_strided_general_windows() {
     ] {
         assert_matches_definition(cfg, &x);
     }
+}
+
+#[test]
+fn distinct_values_on_the_2x2_fast_path_and_on_padded_2x2_windows() {
+    // 37·r mod 97 is distinct for r < 97: no ties, so every one of a window's taps wins
+    // somewhere, and a winner's index (forward's argmax, backward's routing) must be exact
+    let x = DMatrix::from_fn(2 * 6 * 8, 3, |r, c| ((r * 37 + c * 11) % 97) as f64);
+    for cfg in [
+        MaxPool2dConfig::new((2, 6, 8), 2),
+        MaxPool2dConfig::new((2, 6, 8), 2).padding(1),
+        MaxPool2dConfig::new((2, 6, 8), 2).stride(1),
+        MaxPool2dConfig::new((2, 6, 8), 3).stride(2).padding(1),
+    ] {
+        assert_matches_definition(cfg, &x);
+    }
+    // the fast path's four taps each win at least once in this input
+    let cfg = MaxPool2dConfig::new((2, 6, 8), 2);
+    let mut pool = MaxPool2d::<f64>::new(cfg).unwrap();
+    pool.forward(&x).unwrap();
+    let taps: std::collections::BTreeSet<u32> = pool
+        .argmax()
+        .unwrap()
+        .iter()
+        .map(|&a| (a % 8 % 2) + 2 * ((a % 48) / 8 % 2))
+        .collect();
+    assert_eq!(taps.len(), 4, "taps that won: {taps:?}");
 }
 
 /// A pooling configuration that is valid (padding ≤ kernel/2, non-empty output), with inputs

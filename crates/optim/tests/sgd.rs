@@ -106,6 +106,29 @@ fn the_optimizer_reports_and_checks_its_settings() {
 }
 
 #[test]
+fn a_momentum_buffer_exists_only_with_momentum() {
+    // plain descent saves no state; momentum (heavy or Nesterov) saves one buffer, as PyTorch
+    let slots = |momentum| {
+        let sgd = Sgd::<f64>::new(0.1)
+            .unwrap()
+            .with_momentum(momentum)
+            .unwrap();
+        sgd.state().slot_names
+    };
+    assert!(slots(Momentum::None).is_empty());
+    assert_eq!(slots(Momentum::Heavy { mu: 0.9 }), ["momentum_buffer"]);
+    assert_eq!(slots(Momentum::Nesterov { mu: 0.9 }), ["momentum_buffer"]);
+    // back to none after momentum: the buffer goes too
+    let sgd = Sgd::<f64>::new(0.1)
+        .unwrap()
+        .with_momentum(Momentum::Heavy { mu: 0.9 })
+        .unwrap()
+        .with_momentum(Momentum::None)
+        .unwrap();
+    assert!(sgd.state().slot_names.is_empty());
+}
+
+#[test]
 fn the_constant_schedule_keeps_the_base_rate_and_step_decay_multiplies_it() {
     for epoch in [0, 1, 7, 1000] {
         assert_eq!(Constant.rate(0.25, epoch), 0.25);
