@@ -125,6 +125,9 @@ fn distinct_values_on_the_2x2_fast_path_and_on_padded_2x2_windows() {
     ] {
         assert_matches_definition(cfg, &x);
     }
+    // an image narrower than its padding: one column, windows 4 wide padded by 2
+    let narrow = MaxPool2dConfig::new((2, 6, 1), (1, 4)).padding((0, 2));
+    assert_matches_definition(narrow, &x.rows(0, 12).into_owned());
     // the fast path's four taps each win at least once in this input
     let cfg = MaxPool2dConfig::new((2, 6, 8), 2);
     let mut pool = MaxPool2d::<f64>::new(cfg).unwrap();
