@@ -136,7 +136,12 @@ fn distinct_values_on_the_2x2_fast_path_and_on_padded_2x2_windows() {
         .argmax()
         .unwrap()
         .iter()
-        .map(|&a| (a % 8 % 2) + 2 * ((a % 48) / 8 % 2))
+        .map(|&a| {
+            // a winner at channel c, row iy, column ix: a = 48c + 8iy + ix; its tap in the
+            // 2×2 window is (iy mod 2, ix mod 2)
+            let (iy, ix) = ((a % 48) / 8, a % 8);
+            2 * (iy % 2) + ix % 2
+        })
         .collect();
     assert_eq!(taps.len(), 4, "taps that won: {taps:?}");
 }
