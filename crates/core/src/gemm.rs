@@ -159,7 +159,7 @@ unsafe fn kernel<T: Scalar>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: 
 
 /// Products smaller than this many multiply-adds run on one thread: splitting costs a few
 /// microseconds of scheduling, which a product this size (≈ 6 µs at 180 GFLOP/s) cannot repay.
-const PAR_MIN_MACS: usize = 1 << 20;
+pub(crate) const PAR_MIN_MACS: usize = 1 << 20;
 
 /// `c ← α a b + β c` like [`gemm`], split over rayon's threads for large products.
 ///

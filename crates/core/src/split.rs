@@ -86,6 +86,17 @@ impl<A: Split, B: Split, C: Split> Split for (A, B, C) {
     }
 }
 
+/// The indices of the items of the work it is paired with (to know which part is which).
+impl Split for std::ops::Range<usize> {
+    fn items(&self) -> usize {
+        self.len()
+    }
+    fn split_at(self, mid: usize) -> (Self, Self) {
+        let mid = self.start + mid;
+        (self.start..mid, mid..self.end)
+    }
+}
+
 /// A slice seen as consecutive items of `size` values (the columns of a batch).
 #[derive(Debug)]
 pub struct Chunks<'a, T> {
@@ -145,7 +156,7 @@ pub fn halves<S: Split>(work: S, f: impl Fn(S) + Sync) {
 }
 
 /// Runs `f` on `work` cut into `parts` parts by halving (a `team::join` per cut).
-fn in_parts<S: Split>(work: S, f: &(impl Fn(S) + Sync), parts: usize) {
+pub(crate) fn in_parts<S: Split>(work: S, f: &(impl Fn(S) + Sync), parts: usize) {
     let items = work.items();
     if parts < 2 || items < 2 {
         f(work);

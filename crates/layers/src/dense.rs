@@ -4,9 +4,10 @@ use nalgebra::DMatrix;
 use retroprop_core::Scalar;
 
 use crate::layer::{check_grad, check_rows};
-use crate::linalg::{add_row_sums, broadcast_columns};
+use crate::linalg::add_row_sums;
 use crate::shape::checked_product;
 use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, Shape};
+use retroprop_core::direct::affine;
 use retroprop_core::gemm::{MatMut, MatRef, par_gemm};
 
 /// The configuration of a [`Dense`] layer: its sizes (kind `"Dense"` in a [`LayerSpec`]).
@@ -137,15 +138,7 @@ impl<T: Scalar> Dense<T> {
     /// `W x + b 1ᵀ`: the bias is broadcast first and the GEMM accumulates onto it.
     fn affine(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         check_rows(NAME, "input", x, self.d_in())?;
-        let mut h_a = broadcast_columns(self.bias.value().as_slice(), x.ncols());
-        par_gemm(
-            T::one(),
-            MatRef::of(self.weight.value()),
-            MatRef::of(x),
-            T::one(),
-            MatMut::of(&mut h_a),
-        );
-        Ok(h_a)
+        Ok(affine(self.weight.value(), x, self.bias.value().as_slice()))
     }
 
     /// Adds `δ xᵀ` and `δ 1` into the gradients; returns the cached input.

@@ -93,18 +93,6 @@ pub(crate) fn add_row_sums<T: Scalar>(m: &DMatrix<T>, out: &mut [T]) {
     );
 }
 
-/// A `rows × n` matrix whose every column is `b`.
-pub(crate) fn broadcast_columns<T: Scalar>(b: &[T], n: usize) -> DMatrix<T> {
-    let rows = b.len();
-    let mut m = DMatrix::zeros(rows, n);
-    if rows > 0 {
-        for col in m.as_mut_slice().chunks_exact_mut(rows) {
-            col.copy_from_slice(b);
-        }
-    }
-    m
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,10 @@
 #![allow(unsafe_code)]
 
 mod kernel;
+mod matrix;
 mod vector;
+
+pub use matrix::affine;
 
 use crate::Scalar;
 use crate::fast::Isa;
