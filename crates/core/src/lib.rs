@@ -7,7 +7,8 @@
 //!   ([`Kernels::gemm_raw`], matrixmultiply's `sgemm`/`dgemm` by type);
 //! - [`gemm`] — checked strided GEMM (transposes by strides, no copies) and its two-core split;
 //!   [`direct`] — the convolutions' products on rows read in place (no im2col, no packing),
-//!   compiled for AVX-512, AVX2 + FMA and the baseline; [`transpose`] — out-of-place
+//!   compiled for AVX-512, AVX2 + FMA and the baseline, and on them a dense layer's forward
+//!   product ([`direct::affine`]); [`transpose`] — out-of-place
 //!   transposes;
 //! - [`simd`] — run-time CPU dispatch: the hot generic loops compiled for x86-64-v3 as well as
 //!   the baseline, so no build needs a CPU flag;
