@@ -23,15 +23,17 @@ pub struct DenseConfig {
 ///
 /// ```text
 /// W: d_out × d_in   b: d_out   x: d_in × n   δ = dL/dhᵃ: d_out × n
-/// forward    hᵃ = W x + b 1ₙᵀ                      (one GEMM, bias folded in)
+/// forward    hᵃ = W x + b 1ₙᵀ                      (one product, starting from the bias)
 /// backward   dL/dW = δ xᵀ      (2m/2n: d_out × d_in, the shape of W)
 ///            dL/db = δ 1ₙ      (2m/2n: ∂oᵃ/∂b = I, so dL/db = δ)
 ///            dL/dx = Wᵀ δ      (2o/2p: note the transpose, which the answer key drops)
 /// ```
 ///
 /// Over a batch, `δ xᵀ` and `δ 1ₙ` sum the per-example gradients (question 2l's sum; a loss
-/// with mean reduction has already put the `1/n` into `δ`). All three products are GEMMs
-/// through nalgebra; transposes are strided views, never copies.
+/// with mean reduction has already put the `1/n` into `δ`). The forward product is
+/// `retroprop_core::direct::affine`, which reads `W`'s and `x`'s columns in place; the two
+/// backward products are GEMMs (matrixmultiply), whose transposes are strided views, never
+/// copies.
 ///
 /// ```
 /// use nalgebra::DMatrix;
@@ -135,7 +137,7 @@ impl<T: Scalar> Dense<T> {
         &mut self.bias
     }
 
-    /// `W x + b 1ᵀ`: the bias is broadcast first and the GEMM accumulates onto it.
+    /// `W x + b 1ᵀ`: each column's sum starts from the bias (`direct::affine`).
     fn affine(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         check_rows(NAME, "input", x, self.d_in())?;
         Ok(affine(self.weight.value(), x, self.bias.value().as_slice()))

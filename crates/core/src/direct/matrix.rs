@@ -10,8 +10,9 @@
 //! a split product packs the operand the parts share once more. Here the columns (examples)
 //! are cut between the threads, and a thread reads only the columns of `x` it needs.
 //!
-//! Every entry is the bias plus one sum over `l` in the order of `l`, computed by one thread:
-//! the bits do not depend on the thread count or on where the columns were cut.
+//! Every entry is the bias plus a sum over `l` in the order of `l` — for a training batch, two
+//! sums over fixed halves of `l`, added (see [`affine`]) — each sum computed by one thread: the
+//! bits do not depend on the thread count or on where the columns were cut.
 
 use std::ops::Range;
 
@@ -55,17 +56,11 @@ pub fn affine<T: Scalar>(a: &DMatrix<T>, b: &DMatrix<T>, bias: &[T]) -> DMatrix<
 /// [`affine`] cut for `threads` threads (the bits do not depend on it).
 fn affine_on<T: Scalar>(a: &DMatrix<T>, b: &DMatrix<T>, bias: &[T], threads: usize) -> DMatrix<T> {
     let ((m, k), n) = (a.shape(), b.ncols());
-    let macs = m * k * n;
     let halves = split_terms(m, k, n);
-    let (first, second) = if halves {
-        (Columns::new(a, b, 0..k / 2), Columns::new(a, b, k / 2..k))
-    } else {
-        (Columns::new(a, b, 0..k), Columns::new(a, b, k..k))
-    };
-    let (threads_first, threads_second) = (threads - threads / 2, threads / 2);
-    let parts = |threads: usize| threads.min(macs / PAR_MIN_MACS).max(1);
+    // each part at least PAR_MIN_MACS / 2 multiply-adds, as `par_gemm`'s
+    let macs_per_sum = if halves { m * k * n / 2 } else { m * k * n };
+    let parts = |threads: usize| threads.min(macs_per_sum / (PAR_MIN_MACS / 2)).max(1);
     let mut sum = Vec::with_capacity(m * n);
-    let mut rest = Vec::with_capacity(if halves { m * n } else { 0 });
     let fill = |out: &mut Vec<T>, start: Option<&[T]>, columns: &Columns<'_, T>, parts: usize| {
         if m == 0 {
             return;
@@ -82,8 +77,13 @@ fn affine_on<T: Scalar>(a: &DMatrix<T>, b: &DMatrix<T>, bias: &[T], threads: usi
             &|(c, cols)| {
                 let c = c.data;
                 for column in c.chunks_exact_mut(m) {
-                    for (i, v) in column.iter_mut().enumerate() {
-                        v.write(start.map_or(T::zero(), |bias| bias[i]));
+                    match start {
+                        Some(bias) => column.iter_mut().zip(bias).for_each(|(v, &b)| {
+                            v.write(b);
+                        }),
+                        None => column.iter_mut().for_each(|v| {
+                            v.write(T::zero());
+                        }),
                     }
                 }
                 // SAFETY: every value of `c` was written just above, and `MaybeUninit<T>`
@@ -97,9 +97,11 @@ fn affine_on<T: Scalar>(a: &DMatrix<T>, b: &DMatrix<T>, bias: &[T], threads: usi
         unsafe { out.set_len(m * n) };
     };
     if halves {
+        let (first, second) = (Columns::new(a, b, 0..k / 2), Columns::new(a, b, k / 2..k));
+        let mut rest = Vec::with_capacity(m * n);
         crate::team::join(
-            || fill(&mut sum, Some(bias), &first, parts(threads_first)),
-            || fill(&mut rest, None, &second, parts(threads_second)),
+            || fill(&mut sum, Some(bias), &first, parts(threads - threads / 2)),
+            || fill(&mut rest, None, &second, parts(threads / 2)),
         );
         split::halves((&mut sum[..], &rest[..]), |(sum, rest)| {
             crate::simd::vectorized(
@@ -112,7 +114,12 @@ fn affine_on<T: Scalar>(a: &DMatrix<T>, b: &DMatrix<T>, bias: &[T], threads: usi
             );
         });
     } else {
-        fill(&mut sum, Some(bias), &first, parts(threads));
+        fill(
+            &mut sum,
+            Some(bias),
+            &Columns::new(a, b, 0..k),
+            parts(threads),
+        );
     }
     DMatrix::from_vec(m, n, sum)
 }
