@@ -7,7 +7,7 @@ use crate::layer::{check_grad, check_rows};
 use crate::linalg::add_row_sums;
 use crate::shape::checked_product;
 use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, Shape};
-use retroprop_core::direct::affine;
+use retroprop_core::direct::{add_outer, affine};
 use retroprop_core::gemm::{MatMut, MatRef, par_gemm};
 
 /// The configuration of a [`Dense`] layer: its sizes (kind `"Dense"` in a [`LayerSpec`]).
@@ -56,6 +56,13 @@ pub struct Dense<T: Scalar> {
 }
 
 const NAME: &str = "Dense";
+
+/// The largest batch whose weight gradient runs on `direct::add_outer`. Measured on the 2-core
+/// Xeon, 784 → 256, interleaved criterion runs: training with batches of 128 was 4.6 % faster
+/// on `add_outer` (epoch 271.7 → 259.3 ms), a full-batch step (chunks of 1 000 examples) 5.6 %
+/// slower (244.2 → 258.0 ms), although in isolation, operands hot in cache, `add_outer` ran at
+/// 287 against matrixmultiply's 252 GFLOP/s at 1 024 examples.
+const OUTER_MAX_EXAMPLES: usize = 512;
 
 impl<T: Scalar> Dense<T> {
     /// A `d_in → d_out` layer with weights drawn by `init` (biases zero unless the scheme says
@@ -144,19 +151,27 @@ impl<T: Scalar> Dense<T> {
     }
 
     /// Adds `δ xᵀ` and `δ 1` into the gradients; returns the cached input.
+    ///
+    /// Up to [`OUTER_MAX_EXAMPLES`] examples, `δ xᵀ` runs on `direct::add_outer` (no packing,
+    /// each core computing the half of `dW` it updates); beyond, on matrixmultiply's packed
+    /// GEMM, which streams a large batch from memory better.
     fn accumulate(&mut self, grad_y: &DMatrix<T>) -> Result<&DMatrix<T>, LayerError> {
         let x = self
             .input
             .as_ref()
             .ok_or(LayerError::NoForwardCache { layer: NAME })?;
         check_grad(NAME, grad_y, self.weight.value().nrows(), x.ncols())?;
-        par_gemm(
-            T::one(),
-            MatRef::of(grad_y),
-            MatRef::transposed(x),
-            T::one(),
-            MatMut::of(self.weight.grad_matrix_mut()),
-        );
+        if x.ncols() <= OUTER_MAX_EXAMPLES {
+            add_outer(self.weight.grad_matrix_mut(), grad_y, x);
+        } else {
+            par_gemm(
+                T::one(),
+                MatRef::of(grad_y),
+                MatRef::transposed(x),
+                T::one(),
+                MatMut::of(self.weight.grad_matrix_mut()),
+            );
+        }
         add_row_sums(grad_y, self.bias.grad_matrix_mut().as_mut_slice());
         Ok(x)
     }

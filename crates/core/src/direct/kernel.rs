@@ -39,9 +39,11 @@ pub(super) enum Start<T> {
 /// [`super::gemm_positions`] after its checks, as raw parts.
 pub(super) struct Positions<'a, T> {
     pub(super) a: *const T,
-    /// Row `i` of `A` in segment `s` starts at `a_starts[i] + s·a_step`; it has `t_len` values.
+    /// Row `i` of `A` in segment `s` starts at `a_starts[i] + s·a_step`; it has `t_len` values,
+    /// `a_stride` apart.
     pub(super) a_starts: &'a [usize],
     pub(super) a_step: usize,
+    pub(super) a_stride: usize,
     pub(super) t_len: usize,
     pub(super) segments: usize,
     /// Position `p = s·t_len + t` of `B` is the row at `b + p·ldb`, `n` values.
@@ -198,8 +200,9 @@ unsafe fn positions_tile<V: Vector, const MR: usize, const NV: usize>(
                     let part = if v + 1 == NV { tail } else { None };
                     V::load_part(bp.add(v * lanes), part)
                 });
+                let at = t * g.a_stride;
                 for (acc, ap) in acc.iter_mut().zip(&ap) {
-                    let x = V::splat(ap.add(t));
+                    let x = V::splat(ap.add(at));
                     for (acc, &bv) in acc.iter_mut().zip(&bv) {
                         *acc = acc.mul_add(x, bv);
                     }

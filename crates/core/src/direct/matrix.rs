@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use nalgebra::DMatrix;
 
-use super::{RowTable, gemm_positions};
+use super::{RowTable, aligned, gemm_positions};
 use crate::Scalar;
 use crate::gemm::PAR_MIN_MACS;
 use crate::split::{self, Chunks, in_parts};
@@ -27,23 +27,6 @@ use crate::split::{self, Chunks, in_parts};
 /// of `x` are 200 KB, which stay in the core's L2 cache beside the slice of `W` that a tile
 /// sweeps (the kernel runs over all of them for each slice of `W`'s rows).
 const COLUMN_BLOCK: usize = 64;
-
-/// Bytes in a cache line (and in an AVX-512 vector).
-const LINE: usize = 64;
-
-/// Cache-line-sized storage: a buffer of them starts on a cache line.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Line([u8; LINE]);
-
-/// The most a thread's buffer keeps between calls: 2 MiB, a core's L2 cache on the machines
-/// measured (a larger copy would not stay in cache until the next call anyway).
-const KEPT_LINES: usize = (2 << 20) / LINE;
-
-thread_local! {
-    /// Each thread's buffer for [`Columns::realigned`], at most [`KEPT_LINES`] long.
-    static ALIGNED: std::cell::RefCell<Vec<Line>> = const { std::cell::RefCell::new(Vec::new()) };
-}
 
 /// Output columns from which [`Columns::realign`] copies the weights: the copy costs about a
 /// tenth of a cycle per weight, against a fifth of the `n / 64` cycles each weight's
@@ -180,42 +163,18 @@ impl<'a, T: Scalar> Columns<'a, T> {
     }
 
     /// Runs `f` on these operands with the columns of `a` copied to a buffer that starts on a
-    /// cache line, when they do not and the product is large enough to repay the copy (`n`
-    /// columns of the output); otherwise on them as they are. With `m` a multiple of a vector's
-    /// lanes, every vector the kernel loads from a column of `a` then lies in one cache line
-    /// instead of straddling two (measured on one core, 784 × 256 weights against 128 examples:
-    /// 148 GFLOP/s from a matrix's own buffer, which allocators align to 16 bytes, 181 from an
-    /// aligned one). The buffer is the calling thread's, kept between calls, so the copy writes
-    /// to lines already in the core's cache.
+    /// cache line ([`aligned`]), when they do not and the product is large enough to repay the
+    /// copy (`n` columns of the output); otherwise on them as they are. With `m` a multiple of
+    /// a vector's lanes, every vector the kernel loads from a column of `a` then lies in one
+    /// cache line.
     fn realigned<R>(self, n: usize, f: impl FnOnce(&Columns<'_, T>) -> R) -> R {
-        let lanes = LINE / size_of::<T>();
-        let aligned = self.a.as_ptr().addr().is_multiple_of(LINE);
-        if n < REALIGN_MIN_COLUMNS || !self.m.is_multiple_of(lanes) || aligned {
+        if n < REALIGN_MIN_COLUMNS || !self.m.is_multiple_of(aligned::lanes::<T>()) {
             return f(&self);
         }
-        let lines = size_of_val(self.a).div_ceil(LINE);
-        let run = |buf: &mut Vec<Line>| {
-            if buf.len() < lines {
-                buf.resize(lines, Line([0; LINE]));
-            }
-            // SAFETY: `T` is `f32` or `f64` (`Kernels` is sealed): any bytes are a valid value,
-            // the lines are aligned beyond `T` and hold at least `a.len()` values, and the
-            // slice borrows `buf` mutably for its lifetime.
-            let copy = unsafe {
-                std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<T>(), self.a.len())
-            };
-            copy.copy_from_slice(self.a);
-            f(&Columns { a: copy, ..self })
-        };
-        // weights larger than a core's cache, or a thread already inside this (a product
-        // nested in another's part), take a buffer of their own, freed after the product
-        if lines > KEPT_LINES {
-            return run(&mut Vec::new());
+        if aligned::is_aligned(self.a) {
+            return f(&self);
         }
-        ALIGNED.with(|buf| match buf.try_borrow_mut() {
-            Ok(mut buf) => run(&mut buf),
-            Err(_) => run(&mut Vec::new()),
-        })
+        aligned::with_copy(self.a, |a| f(&Columns { a, ..self }))
     }
 
     /// `c += a · b[terms, cols]` for the columns `cols` of the product (`c` holds exactly
@@ -251,7 +210,7 @@ fn split_terms(m: usize, k: usize, n: usize) -> bool {
 }
 
 /// `range` cut into consecutive blocks of at most `size`.
-fn blocks(range: Range<usize>, size: usize) -> impl Iterator<Item = Range<usize>> {
+pub(super) fn blocks(range: Range<usize>, size: usize) -> impl Iterator<Item = Range<usize>> {
     range
         .clone()
         .step_by(size)
@@ -344,8 +303,8 @@ mod tests {
         );
         let all = Columns::new(&a, &b, 0..k);
         // the weights one value past a cache line
-        let mut store = vec![T::zero(); m * k + LINE];
-        let at = store.as_ptr().align_offset(LINE) + 1;
+        let mut store = vec![T::zero(); m * k + aligned::LINE];
+        let at = store.as_ptr().align_offset(aligned::LINE) + 1;
         store[at..at + m * k].copy_from_slice(a.as_slice());
         let shifted = Columns {
             a: &store[at..at + m * k],
@@ -356,7 +315,7 @@ mod tests {
         shifted.add_to(&mut want, 0..n);
         let mut got = vec![T::zero(); m * n];
         shifted.realigned(n, |columns| {
-            assert_eq!(columns.a.as_ptr().addr() % LINE, 0, "the copy is aligned");
+            assert!(aligned::is_aligned(columns.a), "the copy is aligned");
             assert_eq!(columns.a, a.as_slice(), "the copy holds the weights");
             columns.add_to(&mut got, 0..n);
         });

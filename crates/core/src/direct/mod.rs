@@ -38,11 +38,14 @@
 //! ```
 #![allow(unsafe_code)]
 
+mod aligned;
 mod kernel;
 mod matrix;
+mod outer;
 mod vector;
 
 pub use matrix::affine;
+pub use outer::add_outer;
 
 use crate::Scalar;
 use crate::fast::Isa;
@@ -219,8 +222,68 @@ pub fn gemm_positions<T: Scalar>(
         a: a.as_ptr(),
         a_starts: a_rows.starts,
         a_step: a_rows.step,
+        a_stride: 1,
         t_len,
         segments,
+        b: b.as_ptr(),
+        ldb,
+        n,
+        c: c.as_mut_ptr(),
+        ldc,
+    };
+    T::direct(Product(Inner::Positions(g), chosen()));
+}
+
+/// [`gemm_positions`] with `A` read down its columns: `A` is `m × t_len`, column-major with
+/// leading dimension `lda`, so row `i`'s value `t` is `a[i + t·lda]`:
+///
+/// ```text
+/// C[i·ldc + j] += Σ_{t < t_len} a[i + t·lda] · b[t·ldb + j]        i < m, j < n
+/// ```
+///
+/// Each entry's terms are added in the order of `t`, and the finished sum is added to `C`.
+///
+/// # Panics
+/// If `lda < m`, `ldb < n`, `ldc < n` or an operand leaves its buffer — a bug in the caller.
+#[allow(clippy::too_many_arguments)]
+#[track_caller]
+pub(crate) fn gemm_down_columns<T: Scalar>(
+    a: &[T],
+    m: usize,
+    lda: usize,
+    t_len: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    n: usize,
+) {
+    if m == 0 || n == 0 || t_len == 0 {
+        return;
+    }
+    assert!(
+        lda >= m && a.len() >= (t_len - 1) * lda + m,
+        "direct: A ({m} × {t_len}, lda {lda}) exceeds its buffer of {}",
+        a.len()
+    );
+    assert!(
+        ldb >= n && b.len() >= (t_len - 1) * ldb + n,
+        "direct: B ({t_len} × {n}, ldb {ldb}) exceeds its buffer of {}",
+        b.len()
+    );
+    assert!(
+        ldc >= n && c.len() >= (m - 1) * ldc + n,
+        "direct: C ({m} × {n}, ldc {ldc}) exceeds its buffer of {}",
+        c.len()
+    );
+    let starts: Vec<usize> = (0..m).collect();
+    let g = kernel::Positions {
+        a: a.as_ptr(),
+        a_starts: &starts,
+        a_step: 0,
+        a_stride: lda,
+        t_len,
+        segments: 1,
         b: b.as_ptr(),
         ldb,
         n,

@@ -384,3 +384,39 @@ fn an_empty_dimension_reads_nothing() {
     gemm_positions(&[], RowTable::new(&[], 0), 3, 2, &[], 1, &mut c, 1, 2);
     assert_eq!(c, [7.0; 2]);
 }
+
+/// One case of [`gemm_down_columns`] against its definition, looped, on every variant.
+fn down_columns_case<T: Scalar>(rng: &mut Rng, (m, n, t_len): (usize, usize, usize)) {
+    // A m × t_len column-major with 3 spare rows; B and C with 2 spare columns per row
+    let (lda, ldb, ldc) = (m + 3, n + 2, n + 2);
+    let a = integers::<T>(rng, lda * t_len);
+    let b = integers::<T>(rng, ldb * t_len);
+    let start = integers::<T>(rng, ldc * m);
+    let mut want = start.clone();
+    for i in 0..m {
+        for j in 0..n {
+            let mut sum = T::zero();
+            for t in 0..t_len {
+                sum += a[i + t * lda] * b[t * ldb + j];
+            }
+            want[i * ldc + j] += sum;
+        }
+    }
+    every_variant(|isa| {
+        let mut c = start.clone();
+        gemm_down_columns(&a, m, lda, t_len, &b, ldb, &mut c, ldc, n);
+        assert_eq!(c, want, "{isa:?}, m {m}, n {n}, t_len {t_len}");
+    });
+}
+
+#[test]
+fn gemm_down_columns_matches_its_definition_on_every_instruction_set() {
+    let mut rng = Rng::new(21);
+    for m in [1, 2, 5, 6, 7, 9, 13] {
+        for n in [1, 4, 8, 9, 16, 17, 33, 64, 65] {
+            let t_len = [1, 5, 16, 33][rng.below(4)];
+            down_columns_case::<f32>(&mut rng, (m, n, t_len));
+            down_columns_case::<f64>(&mut rng, (m, n, t_len));
+        }
+    }
+}
