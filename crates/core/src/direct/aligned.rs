@@ -39,6 +39,29 @@ pub(super) fn lanes<T>() -> usize {
     LINE / size_of::<T>()
 }
 
+/// `len` values of `buf` that start on a cache line: `buf` grows to hold them past the first
+/// line boundary in it. For a scratch buffer the kernels read vectors from (its values are
+/// left as they were, but their offset in `buf` may change from call to call: fill the slice
+/// before use).
+///
+/// ```
+/// let mut buf: Vec<f32> = Vec::new();
+/// let s = retroprop_core::direct::aligned_slice(&mut buf, 100);
+/// assert_eq!(s.len(), 100);
+/// assert_eq!(s.as_ptr().addr() % 64, 0);
+/// s.fill(1.0);
+/// ```
+pub fn aligned_slice<T: Scalar>(buf: &mut Vec<T>, len: usize) -> &mut [T] {
+    let spare = lanes::<T>();
+    if buf.len() < len + spare {
+        buf.resize(len + spare, T::zero());
+    }
+    // usize::MAX if the address cannot be aligned: then the slice starts where the buffer does
+    let at = buf.as_ptr().align_offset(LINE);
+    let at = if at < spare { at } else { 0 };
+    &mut buf[at..at + len]
+}
+
 /// Runs `f` on a copy of `data` that starts on a cache line.
 pub(super) fn with_copy<T: Scalar, R>(data: &[T], f: impl FnOnce(&[T]) -> R) -> R {
     let lines = size_of_val(data).div_ceil(LINE);
@@ -83,6 +106,11 @@ mod tests {
                     assert_eq!(copy, data);
                 });
             }
+        }
+        let mut buf = Vec::new();
+        for len in [0, 1, 100, 7, 5000] {
+            let s = aligned_slice::<f64>(&mut buf, len);
+            assert!(s.len() == len && is_aligned(s));
         }
         let big = vec![1.5_f64; KEPT_LINES * lanes::<f64>() + 3];
         with_copy(&big, |copy| assert!(is_aligned(copy) && copy == &big[..]));

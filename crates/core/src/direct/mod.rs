@@ -44,6 +44,7 @@ mod matrix;
 mod outer;
 mod vector;
 
+pub use aligned::aligned_slice;
 pub use matrix::affine;
 pub use outer::add_outer;
 

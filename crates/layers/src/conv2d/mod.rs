@@ -9,7 +9,7 @@ use retroprop_core::simd::vectorized;
 use crate::layer::{check_grad, check_rows};
 use crate::linalg::{add_assign, sum};
 use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, Shape};
-use retroprop_core::direct::{Write, gemm_positions, gemm_rows};
+use retroprop_core::direct::{Write, aligned_slice, gemm_positions, gemm_rows};
 use retroprop_core::transpose::transpose;
 
 mod config;
@@ -328,15 +328,17 @@ impl<T: Scalar> Conv2d<T> {
                     },
                 );
                 // δᵀ (P × C_out): each output position's gradient over the channels
-                buf.grad_t.resize(geo.p * c_out, T::zero());
-                transpose(gi, c_out, geo.p, geo.p, &mut buf.grad_t);
+                // (on a cache line: with C_out a multiple of 16, no vector the product loads
+                // from it straddles two lines)
+                let grad_t = aligned_slice(&mut buf.grad_t, geo.p * c_out);
+                transpose(gi, c_out, geo.p, geo.p, grad_t);
                 // dW[:, tap] += Σ_positions layout[tap row] · δᵀ[position, :]
                 gemm_positions(
                     layout,
                     geo.tap_rows(),
                     geo.ow,
                     geo.oh,
-                    &buf.grad_t,
+                    grad_t,
                     c_out,
                     dw.as_mut_slice(),
                     c_out,
