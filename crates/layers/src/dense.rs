@@ -31,9 +31,10 @@ pub struct DenseConfig {
 ///
 /// Over a batch, `δ xᵀ` and `δ 1ₙ` sum the per-example gradients (question 2l's sum; a loss
 /// with mean reduction has already put the `1/n` into `δ`). The forward product is
-/// `retroprop_core::direct::affine`, which reads `W`'s and `x`'s columns in place; the two
-/// backward products are GEMMs (matrixmultiply), whose transposes are strided views, never
-/// copies.
+/// `retroprop_core::direct::affine`, which reads `W`'s and `x`'s columns in place; `δ xᵀ` is
+/// `retroprop_core::direct::add_outer` for batches up to 512 examples (`x` read down its
+/// columns) and otherwise, like `Wᵀ δ`, a GEMM (matrixmultiply), whose transposes are strided
+/// views, never copies.
 ///
 /// ```
 /// use nalgebra::DMatrix;

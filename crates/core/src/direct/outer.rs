@@ -29,7 +29,8 @@ const T_BLOCK: usize = 128;
 
 /// `c ← c + d xᵀ` for column-major `c: m × k`, `d: m × n` and `x: k × n` — a dense layer's
 /// weight gradient `dL/dW += δ xᵀ` (`δ = dL/dh^a`, one column per example). Each entry adds
-/// its sum over the examples in blocks of 128, in their order (see the [module](self) docs).
+/// its sum over the examples in blocks of 128, in their order: `((dW + Σ_{t<128}) + Σ_{128≤t<256}) + …`,
+/// each entry on one thread, so the bits do not depend on the thread count.
 ///
 /// ```
 /// use nalgebra::DMatrix;
