@@ -28,7 +28,7 @@ use crate::split::{self, Chunks, in_parts};
 /// sweeps (the kernel runs over all of them for each slice of `W`'s rows).
 const COLUMN_BLOCK: usize = 64;
 
-/// Output columns from which [`Columns::realign`] copies the weights: the copy costs about a
+/// Output columns from which [`Columns::realigned`] copies the weights: the copy costs about a
 /// tenth of a cycle per weight, against a fifth of the `n / 64` cycles each weight's
 /// multiply-adds take at the full rate.
 const REALIGN_MIN_COLUMNS: usize = 32;

@@ -6,7 +6,7 @@
 //! with `x`'s rows read down its columns (`x[l, t]` at `l + t·k`, so `x` is not transposed) and
 //! `δ`'s columns as the vectors. The examples are taken in blocks of [`T_BLOCK`], so that a
 //! tile's slice of the block of `δ` stays in L1; each block of `δ` is read from a copy that
-//! starts on a cache line ([`aligned`](super::aligned)).
+//! starts on a cache line ([`aligned`]).
 //!
 //! Every entry is its previous value plus, block after block, the block's sum over its
 //! examples in their order — `((dW + Σ_{t<128}) + Σ_{128≤t<256}) + …` — whichever thread
