@@ -161,6 +161,13 @@ unsafe fn kernel<T: Scalar>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: 
 /// microseconds of scheduling, which a product this size (≈ 6 µs at 180 GFLOP/s) cannot repay.
 pub(crate) const PAR_MIN_MACS: usize = 1 << 20;
 
+/// Parts a product of `macs` multiply-adds is split into on `threads` threads: one per thread,
+/// each of at least `PAR_MIN_MACS / 2` multiply-adds (so a product below [`PAR_MIN_MACS`] is
+/// not split), and at least one.
+pub(crate) fn parts_for(macs: usize, threads: usize) -> usize {
+    threads.min(macs / (PAR_MIN_MACS / 2)).max(1)
+}
+
 /// `c ← α a b + β c` like [`gemm`], split over rayon's threads for large products.
 ///
 /// `c` is cut into blocks of rows (each with the matching rows of `a`) or of columns (with the
@@ -177,15 +184,9 @@ pub fn par_gemm<T: Scalar>(
     c: MatMut<'_, T>,
 ) {
     check_chain(&a, &b, &c);
-    let macs = a.rows * a.cols * b.cols;
-    let threads = crate::team::threads();
-    let parts = if macs >= PAR_MIN_MACS {
-        threads.min(macs / (PAR_MIN_MACS / 2))
-    } else {
-        1
-    };
+    let parts = parts_for(a.rows * a.cols * b.cols, crate::team::threads());
     // SAFETY: `c` is a unique borrow and the shapes chain (checked above).
-    unsafe { split_gemm(alpha, a, b, beta, Out::of(c), parts.max(1)) }
+    unsafe { split_gemm(alpha, a, b, beta, Out::of(c), parts) }
 }
 
 /// # Safety

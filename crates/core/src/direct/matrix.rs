@@ -20,7 +20,7 @@ use nalgebra::DMatrix;
 
 use super::{RowTable, aligned, gemm_positions};
 use crate::Scalar;
-use crate::gemm::PAR_MIN_MACS;
+use crate::gemm::{PAR_MIN_MACS, parts_for};
 use crate::split::{self, Chunks, in_parts};
 
 /// Columns of the output computed per call of the kernel: with 784 input features, 64 columns
@@ -62,9 +62,8 @@ pub fn affine<T: Scalar>(a: &DMatrix<T>, b: &DMatrix<T>, bias: &[T]) -> DMatrix<
 fn affine_on<T: Scalar>(a: &DMatrix<T>, b: &DMatrix<T>, bias: &[T], threads: usize) -> DMatrix<T> {
     let ((m, k), n) = (a.shape(), b.ncols());
     let halves = split_terms(m, k, n);
-    // each part at least PAR_MIN_MACS / 2 multiply-adds, as `par_gemm`'s
     let macs_per_sum = if halves { m * k * n / 2 } else { m * k * n };
-    let parts = |threads: usize| threads.min(macs_per_sum / (PAR_MIN_MACS / 2)).max(1);
+    let parts = |threads: usize| parts_for(macs_per_sum, threads);
     let mut sum = Vec::with_capacity(m * n);
     let fill = |out: &mut Vec<T>, start: Option<&[T]>, columns: Columns<'_, T>, parts: usize| {
         if m == 0 {
@@ -168,10 +167,8 @@ impl<'a, T: Scalar> Columns<'a, T> {
     /// a vector's lanes, every vector the kernel loads from a column of `a` then lies in one
     /// cache line.
     fn realigned<R>(self, n: usize, f: impl FnOnce(&Columns<'_, T>) -> R) -> R {
-        if n < REALIGN_MIN_COLUMNS || !self.m.is_multiple_of(aligned::lanes::<T>()) {
-            return f(&self);
-        }
-        if aligned::is_aligned(self.a) {
+        let worth = n >= REALIGN_MIN_COLUMNS && self.m.is_multiple_of(aligned::lanes::<T>());
+        if !worth || aligned::is_aligned(self.a) {
             return f(&self);
         }
         aligned::with_copy(self.a, |a| f(&Columns { a, ..self }))
@@ -220,27 +217,8 @@ pub(super) fn blocks(range: Range<usize>, size: usize) -> impl Iterator<Item = R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::direct::tests::{SHAPES, random};
     use crate::rng::Rng;
-
-    fn random<T: Scalar>(rng: &mut Rng, rows: usize, cols: usize, integers: bool) -> DMatrix<T> {
-        DMatrix::from_fn(rows, cols, |_, _| {
-            let v = rng.uniform(-4.5, 4.5);
-            T::lit(if integers { v.round() } else { v })
-        })
-    }
-
-    /// `(m, k, n)` around the tiles (16-wide vectors, up to 4 per tile, up to 8 rows), the column
-    /// block (64) and the split threshold (2²⁰ multiply-adds).
-    const SHAPES: [(usize, usize, usize); 8] = [
-        (1, 1, 1),
-        (3, 5, 2),
-        (0, 4, 3),
-        (10, 256, 128),
-        (17, 33, 65),
-        (256, 784, 40),
-        (70, 1030, 20),
-        (130, 300, 129),
-    ];
 
     /// With integer operands every order of the sums is exact: the result equals nalgebra's.
     fn matches_nalgebra<T: Scalar>() {

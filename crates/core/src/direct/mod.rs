@@ -235,22 +235,23 @@ pub fn gemm_positions<T: Scalar>(
     T::direct(Product(Inner::Positions(g), chosen()));
 }
 
-/// [`gemm_positions`] with `A` read down its columns: `A` is `m × t_len`, column-major with
-/// leading dimension `lda`, so row `i`'s value `t` is `a[i + t·lda]`:
+/// [`gemm_positions`] with `A` read down its columns: row `i` of `A` (one of `m = a_rows.len()`)
+/// starts at `a_rows[i]` and its values are `lda` apart — rows of a column-major matrix with
+/// leading dimension `lda`, for `a_rows = [0, 1, …]`:
 ///
 /// ```text
-/// C[i·ldc + j] += Σ_{t < t_len} a[i + t·lda] · b[t·ldb + j]        i < m, j < n
+/// C[i·ldc + j] += Σ_{t < t_len} a[a_rows[i] + t·lda] · b[t·ldb + j]        i < m, j < n
 /// ```
 ///
 /// Each entry's terms are added in the order of `t`, and the finished sum is added to `C`.
 ///
 /// # Panics
-/// If `lda < m`, `ldb < n`, `ldc < n` or an operand leaves its buffer — a bug in the caller.
+/// If `ldb < n`, `ldc < n` or an operand leaves its buffer — a bug in the caller.
 #[allow(clippy::too_many_arguments)]
 #[track_caller]
 pub(crate) fn gemm_down_columns<T: Scalar>(
     a: &[T],
-    m: usize,
+    a_rows: &[usize],
     lda: usize,
     t_len: usize,
     b: &[T],
@@ -259,12 +260,17 @@ pub(crate) fn gemm_down_columns<T: Scalar>(
     ldc: usize,
     n: usize,
 ) {
+    let m = a_rows.len();
     if m == 0 || n == 0 || t_len == 0 {
         return;
     }
+    let a_end = a_rows
+        .iter()
+        .max()
+        .map_or(0, |&s| s + (t_len - 1) * lda + 1);
     assert!(
-        lda >= m && a.len() >= (t_len - 1) * lda + m,
-        "direct: A ({m} × {t_len}, lda {lda}) exceeds its buffer of {}",
+        a_end <= a.len(),
+        "direct: a row of A ({t_len} values, {lda} apart) ends at {a_end}, past its buffer of {}",
         a.len()
     );
     assert!(
@@ -277,10 +283,9 @@ pub(crate) fn gemm_down_columns<T: Scalar>(
         "direct: C ({m} × {n}, ldc {ldc}) exceeds its buffer of {}",
         c.len()
     );
-    let starts: Vec<usize> = (0..m).collect();
     let g = kernel::Positions {
         a: a.as_ptr(),
-        a_starts: &starts,
+        a_starts: a_rows,
         a_step: 0,
         a_stride: lda,
         t_len,

@@ -20,7 +20,7 @@ use nalgebra::DMatrix;
 
 use super::{aligned, gemm_down_columns, matrix::blocks};
 use crate::Scalar;
-use crate::gemm::PAR_MIN_MACS;
+use crate::gemm::parts_for;
 use crate::split::{Chunks, in_parts};
 
 /// Examples per block: a tile's slice of a block of `δ` (64 rows × 128 examples, 32 KB in
@@ -59,8 +59,7 @@ fn add_outer_on<T: Scalar>(c: &mut DMatrix<T>, d: &DMatrix<T>, x: &DMatrix<T>, t
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    // each part at least PAR_MIN_MACS / 2 multiply-adds, as `par_gemm`'s
-    let parts = threads.min(m * k * n / (PAR_MIN_MACS / 2)).max(1);
+    let parts = parts_for(m * k * n, threads);
     let work = (
         Chunks {
             data: c.as_mut_slice(),
@@ -76,12 +75,14 @@ fn add_columns<T: Scalar>(c: &mut [T], ls: Range<usize>, d: &DMatrix<T>, x: &DMa
     let (m, k) = (d.nrows(), x.nrows());
     // the copy aligns every column of δ only when a column is whole lines long
     let realign = m.is_multiple_of(aligned::lanes::<T>());
+    // row l of x (l in ls) starts at l − ls.start in each block's slice below
+    let rows: Vec<usize> = (0..ls.len()).collect();
     for block in blocks(0..d.ncols(), T_BLOCK) {
         let d_block = &d.as_slice()[block.start * m..block.end * m];
         // x[l, t] for l in ls and t in the block, at l − ls.start + (t − block.start)·k
         let x_block = &x.as_slice()[block.start * k + ls.start..];
         let mut add = |d_block: &[T]| {
-            gemm_down_columns(x_block, ls.len(), k, block.len(), d_block, m, c, m, m);
+            gemm_down_columns(x_block, &rows, k, block.len(), d_block, m, c, m, m);
         };
         if realign && !aligned::is_aligned(d_block) {
             aligned::with_copy(d_block, add);
@@ -94,27 +95,8 @@ fn add_columns<T: Scalar>(c: &mut [T], ls: Range<usize>, d: &DMatrix<T>, x: &DMa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::direct::tests::{SHAPES, random};
     use crate::rng::Rng;
-
-    fn random<T: Scalar>(rng: &mut Rng, rows: usize, cols: usize, integers: bool) -> DMatrix<T> {
-        DMatrix::from_fn(rows, cols, |_, _| {
-            let v = rng.uniform(-4.5, 4.5);
-            T::lit(if integers { v.round() } else { v })
-        })
-    }
-
-    /// `(m, k, n)` around the tiles (16-wide vectors, up to 4 per tile, up to 8 rows), the
-    /// block of examples (128) and the split threshold (2²⁰ multiply-adds).
-    const SHAPES: [(usize, usize, usize); 8] = [
-        (1, 1, 1),
-        (3, 5, 2),
-        (0, 4, 3),
-        (10, 256, 128),
-        (17, 33, 65),
-        (256, 784, 40),
-        (64, 70, 300),
-        (130, 300, 129),
-    ];
 
     /// With integer operands every order of the sums is exact: the result equals nalgebra's.
     fn matches_nalgebra<T: Scalar>() {
@@ -157,7 +139,7 @@ mod tests {
                 for block in blocks(0..n, T_BLOCK) {
                     gemm_down_columns(
                         &x.as_slice()[block.start * k + l..],
-                        1,
+                        &[0],
                         k,
                         block.len(),
                         &d.as_slice()[block.start * m..],

@@ -12,6 +12,35 @@ fn integers<T: Scalar>(rng: &mut Rng, len: usize) -> Vec<T> {
         .collect()
 }
 
+/// A `rows × cols` matrix of values in [−4.5, 4.5], rounded to integers when asked (exact
+/// sums in any order) or not (the last bits show any change of order).
+pub(super) fn random<T: Scalar>(
+    rng: &mut Rng,
+    rows: usize,
+    cols: usize,
+    integers: bool,
+) -> nalgebra::DMatrix<T> {
+    nalgebra::DMatrix::from_fn(rows, cols, |_, _| {
+        let v = rng.uniform(-4.5, 4.5);
+        T::lit(if integers { v.round() } else { v })
+    })
+}
+
+/// `(m, k, n)` of the dense products (`affine`, `add_outer`) around the tiles (16-wide vectors,
+/// up to 4 per tile, up to 8 rows), the blocks (64 output columns, 128 examples) and the split
+/// threshold (2²⁰ multiply-adds).
+pub(super) const SHAPES: [(usize, usize, usize); 9] = [
+    (1, 1, 1),
+    (3, 5, 2),
+    (0, 4, 3),
+    (10, 256, 128),
+    (17, 33, 65),
+    (256, 784, 40),
+    (70, 1030, 20),
+    (64, 70, 300),
+    (130, 300, 129),
+];
+
 thread_local! {
     /// The instruction set a test forces on the products of this thread (`None`: the best).
     pub(super) static FORCED: std::cell::Cell<Option<Isa>> = const { std::cell::Cell::new(None) };
@@ -392,19 +421,20 @@ fn down_columns_case<T: Scalar>(rng: &mut Rng, (m, n, t_len): (usize, usize, usi
     let a = integers::<T>(rng, lda * t_len);
     let b = integers::<T>(rng, ldb * t_len);
     let start = integers::<T>(rng, ldc * m);
+    let rows: Vec<usize> = (0..m).collect();
     let mut want = start.clone();
     for i in 0..m {
         for j in 0..n {
             let mut sum = T::zero();
             for t in 0..t_len {
-                sum += a[i + t * lda] * b[t * ldb + j];
+                sum += a[rows[i] + t * lda] * b[t * ldb + j];
             }
             want[i * ldc + j] += sum;
         }
     }
     every_variant(|isa| {
         let mut c = start.clone();
-        gemm_down_columns(&a, m, lda, t_len, &b, ldb, &mut c, ldc, n);
+        gemm_down_columns(&a, &rows, lda, t_len, &b, ldb, &mut c, ldc, n);
         assert_eq!(c, want, "{isa:?}, m {m}, n {n}, t_len {t_len}");
     });
 }
