@@ -5,6 +5,12 @@
 //! Every entry of element-wise work is computed independently, so the result does not depend on
 //! whether or where the work was split: the bits are the same at any thread count.
 
+#![allow(unsafe_code)]
+
+use std::mem::MaybeUninit;
+
+use crate::Scalar;
+
 /// Element-wise work of at least this many values is split in two. Below it, handing half to
 /// the other core costs more than it saves: measured on the 2-core machine, the crossover of a
 /// softplus+σ pass, a parameter update and a gradient fill is between 2¹⁴ and 2¹⁵ values (tens
@@ -170,9 +176,142 @@ pub(crate) fn in_parts<S: Split>(work: S, f: &(impl Fn(S) + Sync), parts: usize)
     );
 }
 
+/// `f(aᵢ)` for every value of `a`, in a new vector, shared between the cores as [`halves`]
+/// shares work, each part compiled for the best instruction set
+/// ([`vectorized`](crate::simd::vectorized)); the output is written once, never zero-filled
+/// first.
+///
+/// ```
+/// let y = retroprop_core::split::map(&[1.0_f32, -2.0, 3.0], |v| v.max(0.0));
+/// assert_eq!(y, [1.0, 0.0, 3.0]);
+/// ```
+pub fn map<T: Scalar>(a: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
+    new_vec(a.len(), a, |out, a| {
+        for (o, &x) in out.iter_mut().zip(a) {
+            o.write(f(x));
+        }
+    })
+}
+
+/// `f(aᵢ, bᵢ)` for every pair of values, in a new vector, as [`map`] (`a` and `b` have the
+/// same length; a longer one's extra values are ignored).
+///
+/// ```
+/// let y = retroprop_core::split::zip_map(&[1.0_f64, 2.0], &[10.0, 20.0], |a, b| a * b);
+/// assert_eq!(y, [10.0, 40.0]);
+/// ```
+pub fn zip_map<T: Scalar>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    new_vec(a.len().min(b.len()), (a, b), |out, (a, b)| {
+        for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
+            o.write(f(x, y));
+        }
+    })
+}
+
+/// Two new vectors of `x.len()` values, written by `f(x, first, second)` over matching parts of
+/// `x` and of both, shared between the cores as [`halves`] shares work — for kernels that
+/// write slices, such as a softplus pass that also keeps `σ(x)`. Each part is zeroed on the
+/// core that then overwrites it, where a zeroed allocation would fill both vectors on the
+/// calling core first.
+///
+/// ```
+/// let (double, square) = retroprop_core::split::fill_pair(&[1.0_f32, 3.0], |x, d, s| {
+///     for ((&x, d), s) in x.iter().zip(d).zip(s) {
+///         (*d, *s) = (2.0 * x, x * x);
+///     }
+/// });
+/// assert_eq!((double, square), (vec![2.0, 6.0], vec![1.0, 9.0]));
+/// ```
+pub fn fill_pair<T: Scalar>(
+    x: &[T],
+    f: impl Fn(&[T], &mut [T], &mut [T]) + Sync,
+) -> (Vec<T>, Vec<T>) {
+    let len = x.len();
+    let (mut first, mut second) = (Vec::with_capacity(len), Vec::with_capacity(len));
+    let work = (
+        &mut first.spare_capacity_mut()[..len],
+        &mut second.spare_capacity_mut()[..len],
+        x,
+    );
+    halves(work, |(a, b, x)| f(x, zeroed(a), zeroed(b)));
+    // SAFETY: the parts cover the `len` values of each vector once, and `zeroed` wrote them.
+    unsafe {
+        first.set_len(len);
+        second.set_len(len);
+    }
+    (first, second)
+}
+
+/// `out` with every value written 0.
+fn zeroed<T: Scalar>(out: &mut [MaybeUninit<T>]) -> &mut [T] {
+    for o in out.iter_mut() {
+        o.write(T::zero());
+    }
+    // SAFETY: every value was written just above, and `MaybeUninit<T>` has the layout of `T`.
+    unsafe { &mut *(std::ptr::from_mut(out) as *mut [T]) }
+}
+
+/// A vector of `len` values written by `fill(out, part)` over the parts of `work`, whose items
+/// are the output's values: `fill` writes every value of `out` (one per item of `part`; the
+/// callers above zip the two).
+fn new_vec<T: Scalar, S: Split>(
+    len: usize,
+    work: S,
+    fill: impl Fn(&mut [MaybeUninit<T>], S) + Sync,
+) -> Vec<T> {
+    debug_assert!(work.items() >= len);
+    let mut out = Vec::with_capacity(len);
+    halves(
+        (&mut out.spare_capacity_mut()[..len], work),
+        |(out, part)| {
+            crate::simd::vectorized(
+                #[inline(always)]
+                || fill(out, part),
+            );
+        },
+    );
+    // SAFETY: the parts cover the `len` values once each, and `fill` wrote every value of its
+    // part (both callers write one value per item, zipped with the input).
+    unsafe { out.set_len(len) };
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_and_zip_map_write_every_value_at_every_size() {
+        for n in [0, 1, 17, SPLIT_MIN_VALUES - 1, 2 * SPLIT_MIN_VALUES + 3] {
+            let a: Vec<f32> = (0..n).map(|i| i as f32 - 7.5).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i % 5) as f32).collect();
+            let y = map(&a, |v| v * 2.0 + 1.0);
+            assert!(y.len() == n && y.iter().zip(&a).all(|(&y, &a)| y == a * 2.0 + 1.0));
+            let z = zip_map(&a, &b, |a, b| a - b);
+            assert!(
+                z.len() == n
+                    && z.iter()
+                        .zip(a.iter().zip(&b))
+                        .all(|(&z, (&a, &b))| z == a - b)
+            );
+        }
+        assert_eq!(zip_map(&[1.0_f64, 2.0, 3.0], &[1.0], |a, b| a + b), [2.0]);
+    }
+
+    #[test]
+    fn fill_pair_hands_every_value_to_one_part() {
+        for n in [0, 3, 2 * SPLIT_MIN_VALUES + 1] {
+            let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            let (a, b) = fill_pair(&x, |x, a, b| {
+                assert!(a.iter().chain(b.iter()).all(|&v| v == 0.0), "handed zeroed");
+                for ((&x, a), b) in x.iter().zip(a).zip(b) {
+                    (*a, *b) = (x + 1.0, -x);
+                }
+            });
+            assert!(a.iter().zip(&x).all(|(&a, &x)| a == x + 1.0) && a.len() == n);
+            assert!(b.iter().zip(&x).all(|(&b, &x)| b == -x) && b.len() == n);
+        }
+    }
 
     #[test]
     fn halves_cover_the_work_once_at_item_boundaries() {

@@ -109,11 +109,12 @@ activation_layer!(
 impl<T: Scalar> Softplus<T> {
     /// `(softplus(x), σ(x))`.
     fn apply(x: &DMatrix<T>) -> (DMatrix<T>, DMatrix<T>) {
-        let mut y = DMatrix::zeros(x.nrows(), x.ncols());
-        let mut sigma = DMatrix::zeros(x.nrows(), x.ncols());
-        let work = (x.as_slice(), y.as_mut_slice(), sigma.as_mut_slice());
-        split::halves(work, |(x, y, s)| slice::softplus_sigmoid(x, y, s));
-        (y, sigma)
+        let (y, sigma) = split::fill_pair(x.as_slice(), slice::softplus_sigmoid);
+        let (rows, n) = x.shape();
+        (
+            DMatrix::from_vec(rows, n, y),
+            DMatrix::from_vec(rows, n, sigma),
+        )
     }
 
     fn input_grad(sigma: &DMatrix<T>, grad_y: &DMatrix<T>) -> DMatrix<T> {

@@ -5,35 +5,25 @@
 use nalgebra::DMatrix;
 use retroprop_core::Scalar;
 use retroprop_core::simd::vectorized;
+use retroprop_core::split;
 
 /// `f(aᵢ, bᵢ)` entry by entry, on the underlying slices (nalgebra's `zip_map` iterates with
-/// strides and does not vectorise). `a` and `b` have the same shape.
+/// strides and does not vectorise), shared between the cores for large matrices
+/// (`retroprop_core::split::zip_map`). `a` and `b` have the same shape.
 pub(crate) fn zip_map<T: Scalar>(
     a: &DMatrix<T>,
     b: &DMatrix<T>,
-    f: impl Fn(T, T) -> T,
+    f: impl Fn(T, T) -> T + Sync,
 ) -> DMatrix<T> {
     debug_assert_eq!(a.shape(), b.shape());
-    let data = vectorized(
-        #[inline(always)]
-        || {
-            a.as_slice()
-                .iter()
-                .zip(b.as_slice())
-                .map(|(&x, &y)| f(x, y))
-                .collect()
-        },
-    );
+    let data = split::zip_map(a.as_slice(), b.as_slice(), f);
     DMatrix::from_vec(a.nrows(), a.ncols(), data)
 }
 
-/// `f(aᵢ)` entry by entry, on the underlying slice.
-pub(crate) fn map<T: Scalar>(a: &DMatrix<T>, f: impl Fn(T) -> T) -> DMatrix<T> {
-    let data = vectorized(
-        #[inline(always)]
-        || a.as_slice().iter().map(|&x| f(x)).collect(),
-    );
-    DMatrix::from_vec(a.nrows(), a.ncols(), data)
+/// `f(aᵢ)` entry by entry, on the underlying slice, shared between the cores for large
+/// matrices (`retroprop_core::split::map`).
+pub(crate) fn map<T: Scalar>(a: &DMatrix<T>, f: impl Fn(T) -> T + Sync) -> DMatrix<T> {
+    DMatrix::from_vec(a.nrows(), a.ncols(), split::map(a.as_slice(), f))
 }
 
 /// `acc += m`, on the underlying slices.

@@ -1,8 +1,8 @@
 //! Fixed input standardisation, part of a network so that checkpoints carry it.
 
+use crate::linalg::map;
 use nalgebra::DMatrix;
 use retroprop_core::Scalar;
-use retroprop_core::simd::vectorized;
 
 use crate::layer::check_grad;
 use crate::{Buffer, Layer, LayerConfig, LayerError, LayerSpec, Shape, StandardizeConfig};
@@ -74,11 +74,7 @@ impl<T: Scalar> Standardize<T> {
 
     fn apply(&self, x: &DMatrix<T>) -> DMatrix<T> {
         let (shift, scale) = self.shift_scale();
-        let data = vectorized(
-            #[inline(always)]
-            || x.as_slice().iter().map(|&v| (v - shift) * scale).collect(),
-        );
-        DMatrix::from_vec(x.nrows(), x.ncols(), data)
+        map(x, |v| (v - shift) * scale)
     }
 }
 
@@ -106,8 +102,7 @@ impl<T: Scalar> Layer<T> for Standardize<T> {
             .ok_or(LayerError::NoForwardCache { layer: NAME })?;
         check_grad(NAME, grad_y, rows, n)?;
         let scale = self.shift_scale().1;
-        let data = grad_y.as_slice().iter().map(|&g| g * scale).collect();
-        Ok(DMatrix::from_vec(rows, n, data))
+        Ok(map(grad_y, |g| g * scale))
     }
 
     fn infer(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
