@@ -159,7 +159,7 @@ unsafe fn kernel<T: Scalar>(alpha: T, a: MatRef<'_, T>, b: MatRef<'_, T>, beta: 
 
 /// Products smaller than this many multiply-adds run on one thread: splitting costs a few
 /// microseconds of scheduling, which a product this size (≈ 6 µs at 180 GFLOP/s) cannot repay.
-pub(crate) const PAR_MIN_MACS: usize = 1 << 20;
+pub const PAR_MIN_MACS: usize = 1 << 20;
 
 /// Parts a product of `macs` multiply-adds is split into on `threads` threads: one per thread,
 /// each of at least `PAR_MIN_MACS / 2` multiply-adds (so a product below [`PAR_MIN_MACS`] is

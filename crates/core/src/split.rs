@@ -187,8 +187,11 @@ pub(crate) fn in_parts<S: Split>(work: S, f: &(impl Fn(S) + Sync), parts: usize)
 /// ```
 pub fn map<T: Scalar>(a: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
     new_vec(a.len(), a, |out, a| {
-        for (o, &x) in out.iter_mut().zip(a) {
-            o.write(f(x));
+        // indexed over slices of one length: LLVM vectorises this form (zipped iterators over
+        // `MaybeUninit` came out scalar)
+        let a = &a[..out.len()];
+        for i in 0..out.len() {
+            out[i].write(f(a[i]));
         }
     })
 }
@@ -202,8 +205,10 @@ pub fn map<T: Scalar>(a: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
 /// ```
 pub fn zip_map<T: Scalar>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     new_vec(a.len().min(b.len()), (a, b), |out, (a, b)| {
-        for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
-            o.write(f(x, y));
+        // indexed, as in `map`
+        let (a, b) = (&a[..out.len()], &b[..out.len()]);
+        for i in 0..out.len() {
+            out[i].write(f(a[i], b[i]));
         }
     })
 }

@@ -8,7 +8,8 @@ use crate::linalg::add_row_sums;
 use crate::shape::checked_product;
 use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, Shape};
 use retroprop_core::direct::{add_outer, affine};
-use retroprop_core::gemm::{MatMut, MatRef, par_gemm};
+use retroprop_core::gemm::{MatMut, MatRef, PAR_MIN_MACS, par_gemm};
+use retroprop_core::team;
 
 /// The configuration of a [`Dense`] layer: its sizes (kind `"Dense"` in a [`LayerSpec`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -150,32 +151,45 @@ impl<T: Scalar> Dense<T> {
         check_rows(NAME, "input", x, self.d_in())?;
         Ok(affine(self.weight.value(), x, self.bias.value().as_slice()))
     }
+}
 
-    /// Adds `δ xᵀ` and `δ 1` into the gradients; returns the cached input.
-    ///
-    /// Up to [`OUTER_MAX_EXAMPLES`] examples, `δ xᵀ` runs on `direct::add_outer` (no packing,
-    /// each core computing the half of `dW` it updates); beyond, on matrixmultiply's packed
-    /// GEMM, which streams a large batch from memory better.
-    fn accumulate(&mut self, grad_y: &DMatrix<T>) -> Result<&DMatrix<T>, LayerError> {
-        let x = self
-            .input
-            .as_ref()
-            .ok_or(LayerError::NoForwardCache { layer: NAME })?;
-        check_grad(NAME, grad_y, self.weight.value().nrows(), x.ncols())?;
-        if x.ncols() <= OUTER_MAX_EXAMPLES {
-            add_outer(self.weight.grad_matrix_mut(), grad_y, x);
-        } else {
-            par_gemm(
-                T::one(),
-                MatRef::of(grad_y),
-                MatRef::transposed(x),
-                T::one(),
-                MatMut::of(self.weight.grad_matrix_mut()),
-            );
-        }
-        add_row_sums(grad_y, self.bias.grad_matrix_mut().as_mut_slice());
-        Ok(x)
+/// The input cached by the forward pass, checked against `grad_y` (`d_out` rows, one column
+/// per example of the input).
+fn cached<'a, T: Scalar>(
+    input: &'a Option<DMatrix<T>>,
+    d_out: usize,
+    grad_y: &DMatrix<T>,
+) -> Result<&'a DMatrix<T>, LayerError> {
+    let x = input
+        .as_ref()
+        .ok_or(LayerError::NoForwardCache { layer: NAME })?;
+    check_grad(NAME, grad_y, d_out, x.ncols())?;
+    Ok(x)
+}
+
+/// Adds `δ xᵀ` into `w_grad` and `δ 1` into `b_grad`.
+///
+/// Up to [`OUTER_MAX_EXAMPLES`] examples, `δ xᵀ` runs on `direct::add_outer` (no packing,
+/// each core computing the half of `dW` it updates); beyond, on matrixmultiply's packed
+/// GEMM, which streams a large batch from memory better.
+fn accumulate<T: Scalar>(
+    w_grad: &mut DMatrix<T>,
+    b_grad: &mut [T],
+    x: &DMatrix<T>,
+    grad_y: &DMatrix<T>,
+) {
+    if x.ncols() <= OUTER_MAX_EXAMPLES {
+        add_outer(w_grad, grad_y, x);
+    } else {
+        par_gemm(
+            T::one(),
+            MatRef::of(grad_y),
+            MatRef::transposed(x),
+            T::one(),
+            MatMut::of(w_grad),
+        );
     }
+    add_row_sums(grad_y, b_grad);
 }
 
 impl<T: Scalar> Layer<T> for Dense<T> {
@@ -215,21 +229,52 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         Ok(h_a)
     }
 
+    /// `dL/dx = Wᵀ δ` beside the parameter gradients. The two are independent: for a layer
+    /// whose products are too small to be split between the cores (fewer than
+    /// `PAR_MIN_MACS` multiply-adds, as the 256 → 10 output layer of the MLP at batch 128),
+    /// they run side by side, one on each core (`team::join`).
     fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
-        let n = self.accumulate(grad_y)?.ncols();
-        let mut grad_x = DMatrix::zeros(self.d_in(), n);
-        par_gemm(
-            T::one(),
-            MatRef::transposed(self.weight.value()),
-            MatRef::of(grad_y),
-            T::zero(),
-            MatMut::of(&mut grad_x),
-        );
+        let (d_in, d_out) = (self.d_in(), self.d_out());
+        let Self {
+            weight,
+            bias,
+            input,
+        } = self;
+        let x = cached(input, d_out, grad_y)?;
+        let n = x.ncols();
+        let (w, w_grad) = weight.value_and_grad_matrix_mut();
+        let b_grad = bias.grad_matrix_mut().as_mut_slice();
+        let mut grad_x = DMatrix::zeros(d_in, n);
+        let input_grad = |grad_x: &mut DMatrix<T>| {
+            par_gemm(
+                T::one(),
+                MatRef::transposed(w),
+                MatRef::of(grad_y),
+                T::zero(),
+                MatMut::of(grad_x),
+            );
+        };
+        if d_out * d_in * n < PAR_MIN_MACS {
+            team::join(
+                || accumulate(w_grad, b_grad, x, grad_y),
+                || input_grad(&mut grad_x),
+            );
+        } else {
+            accumulate(w_grad, b_grad, x, grad_y);
+            input_grad(&mut grad_x);
+        }
         Ok(grad_x)
     }
 
     fn backward_params(&mut self, grad_y: &DMatrix<T>) -> Result<(), LayerError> {
-        self.accumulate(grad_y).map(drop)
+        let x = cached(&self.input, self.weight.value().nrows(), grad_y)?;
+        accumulate(
+            self.weight.grad_matrix_mut(),
+            self.bias.grad_matrix_mut().as_mut_slice(),
+            x,
+            grad_y,
+        );
+        Ok(())
     }
 
     fn infer(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {

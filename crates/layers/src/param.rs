@@ -98,6 +98,12 @@ impl<T: Scalar> Param<T> {
         &mut self.grad
     }
 
+    /// The value, and the gradient matrix itself (as [`Self::grad_matrix_mut`]), borrowed
+    /// together: for a backward pass that reads `W` while it adds into `dL/dW`.
+    pub(crate) fn value_and_grad_matrix_mut(&mut self) -> (&DMatrix<T>, &mut DMatrix<T>) {
+        (&self.value, &mut self.grad)
+    }
+
     /// A read-only view of the value.
     pub fn view(&self) -> DMatrixView<'_, T> {
         self.value.view((0, 0), self.value.shape())
