@@ -10,6 +10,7 @@ use crate::{Init, Layer, LayerConfig, LayerError, LayerSpec, Param, ParamKind, S
 use retroprop_core::direct::{add_outer, affine};
 use retroprop_core::gemm::{MatMut, MatRef, PAR_MIN_MACS, par_gemm};
 use retroprop_core::team;
+use retroprop_core::transpose::transpose;
 
 /// The configuration of a [`Dense`] layer: its sizes (kind `"Dense"` in a [`LayerSpec`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -244,26 +245,29 @@ impl<T: Scalar> Layer<T> for Dense<T> {
         let n = x.ncols();
         let (w, w_grad) = weight.value_and_grad_matrix_mut();
         let b_grad = bias.grad_matrix_mut().as_mut_slice();
-        let mut grad_x = DMatrix::zeros(d_in, n);
-        let input_grad = |grad_x: &mut DMatrix<T>| {
-            par_gemm(
-                T::one(),
-                MatRef::transposed(w),
-                MatRef::of(grad_y),
-                T::zero(),
-                MatMut::of(grad_x),
-            );
+        // Wᵀ δ on the direct kernels, which read Wᵀ's columns (W's rows) as vectors: from a
+        // transposed copy of W (d_in · d_out values against d_in · d_out · n multiply-adds;
+        // 256 → 10 at 1 000 examples: 35 µs against matrixmultiply's 89)
+        let input_grad = || {
+            let mut wt = vec![T::zero(); d_in * d_out];
+            transpose(w.as_slice(), d_in, d_out, d_out, &mut wt);
+            affine(
+                &DMatrix::from_vec(d_in, d_out, wt),
+                grad_y,
+                &vec![T::zero(); d_in],
+            )
         };
+        let mut grad_x = None;
         if d_out * d_in * n < PAR_MIN_MACS {
             team::join(
                 || accumulate(w_grad, b_grad, x, grad_y),
-                || input_grad(&mut grad_x),
+                || grad_x = Some(input_grad()),
             );
         } else {
             accumulate(w_grad, b_grad, x, grad_y);
-            input_grad(&mut grad_x);
+            grad_x = Some(input_grad());
         }
-        Ok(grad_x)
+        Ok(grad_x.unwrap_or_else(input_grad))
     }
 
     fn backward_params(&mut self, grad_y: &DMatrix<T>) -> Result<(), LayerError> {
