@@ -3,9 +3,15 @@
 use nalgebra::DMatrix;
 use retroprop_activations::slice;
 use retroprop_core::Scalar;
+use retroprop_core::split::{self, Chunks};
 
 use crate::target::{check_dense, check_labels, reduce};
 use crate::{Loss, LossError, LossOutput, Reduction, Target};
+
+/// The cost of a logit in [`CrossEntropy::evaluate`] against a simple element-wise operation
+/// (`split::weighted_halves`): a column of 10 takes about 80 ns, so a batch is shared between
+/// the cores from about 100 examples of 10 classes (measured serial: 11 µs for 128).
+const COLUMN_WEIGHT: usize = 32;
 
 /// Cross-entropy (negative log-likelihood) of the softmax of the logits `oᵃ`, computed from the
 /// logits with log-sum-exp — never through the log of a probability.
@@ -72,51 +78,26 @@ impl<T: Scalar> Loss<T> for CrossEntropy {
             Target::Dense(c) => check_dense(NAME, logits, c, (0.0, f64::INFINITY))?,
         }
         let scale: T = self.reduction.scale(n);
-        // the gradient starts as a copy of the logits; each column becomes S(oᵃ) in place
+        // the gradient starts as a copy of the logits; each column becomes S(oᵃ) in place.
+        // Examples are independent: a large batch is shared between the cores by halves of its
+        // columns (the values do not depend on the cut).
         let mut grad = logits.clone();
-        let mut per_example = Vec::with_capacity(n);
+        let mut per_example = vec![T::zero(); n];
         if m > 0 {
-            for (j, (g, o)) in grad
-                .as_mut_slice()
-                .chunks_exact_mut(m)
-                .zip(logits.as_slice().chunks_exact(m))
-                .enumerate()
-            {
-                // LSE = max + ln(1 + r), kept in two parts so that LSE − oᵃ_y does not cancel
-                let (max, rest) =
-                    slice::softmax_in_place_split(g).unwrap_or((T::NEG_INFINITY, T::zero()));
-                let log1p_rest = rest.ln_1p();
-                match target {
-                    Target::Labels(labels) => {
-                        let y = labels[j];
-                        per_example.push((max - o[y]) + log1p_rest);
-                        // oˢ_y − 1 = −Σ_{k≠y} oˢ_k: no cancellation when oˢ_y rounds to 1
-                        let others = g[..y]
-                            .iter()
-                            .chain(&g[y + 1..])
-                            .fold(T::zero(), |acc, &v| acc + v);
-                        g[y] = -others;
-                    }
-                    Target::Dense(c) => {
-                        let c = &c.as_slice()[j * m..(j + 1) * m];
-                        // (Σ cᵢ)·LSE − ⟨c, oᵃ⟩ = Σ cᵢ (max − oᵃᵢ) + (Σ cᵢ)·ln(1 + r)
-                        let mass = c.iter().fold(T::zero(), |a, &v| a + v);
-                        let gap = c
-                            .iter()
-                            .zip(o)
-                            .fold(T::zero(), |a, (&ci, &oi)| a + ci * (max - oi));
-                        per_example.push(gap + mass * log1p_rest);
-                        for (gi, &ci) in g.iter_mut().zip(c) {
-                            *gi = mass * *gi - ci;
-                        }
-                    }
+            let work = (
+                Chunks {
+                    data: grad.as_mut_slice(),
+                    size: m,
+                },
+                &mut per_example[..],
+                0..n,
+            );
+            split::weighted_halves(work, COLUMN_WEIGHT, |(g, per_example, columns)| {
+                let columns = g.data.chunks_exact_mut(m).zip(per_example).zip(columns);
+                for ((g, loss), j) in columns {
+                    *loss = column(g, &logits.as_slice()[j * m..(j + 1) * m], j, target, scale);
                 }
-                if scale != T::one() {
-                    for gi in g.iter_mut() {
-                        *gi *= scale;
-                    }
-                }
-            }
+            });
         }
         Ok(LossOutput {
             value: reduce(&per_example, self.reduction),
@@ -124,4 +105,44 @@ impl<T: Scalar> Loss<T> for CrossEntropy {
             grad,
         })
     }
+}
+
+/// One example of [`CrossEntropy::evaluate`]: `g` (a copy of the logits `o`) becomes the
+/// gradient `scale · (S(oᵃ) − c)`; returns the example's loss.
+fn column<T: Scalar>(g: &mut [T], o: &[T], j: usize, target: Target<'_, T>, scale: T) -> T {
+    let m = g.len();
+    // LSE = max + ln(1 + r), kept in two parts so that LSE − oᵃ_y does not cancel
+    let (max, rest) = slice::softmax_in_place_split(g).unwrap_or((T::NEG_INFINITY, T::zero()));
+    let log1p_rest = rest.ln_1p();
+    let loss = match target {
+        Target::Labels(labels) => {
+            let y = labels[j];
+            // oˢ_y − 1 = −Σ_{k≠y} oˢ_k: no cancellation when oˢ_y rounds to 1
+            let others = g[..y]
+                .iter()
+                .chain(&g[y + 1..])
+                .fold(T::zero(), |acc, &v| acc + v);
+            g[y] = -others;
+            (max - o[y]) + log1p_rest
+        }
+        Target::Dense(c) => {
+            let c = &c.as_slice()[j * m..(j + 1) * m];
+            // (Σ cᵢ)·LSE − ⟨c, oᵃ⟩ = Σ cᵢ (max − oᵃᵢ) + (Σ cᵢ)·ln(1 + r)
+            let mass = c.iter().fold(T::zero(), |a, &v| a + v);
+            let gap = c
+                .iter()
+                .zip(o)
+                .fold(T::zero(), |a, (&ci, &oi)| a + ci * (max - oi));
+            for (gi, &ci) in g.iter_mut().zip(c) {
+                *gi = mass * *gi - ci;
+            }
+            gap + mass * log1p_rest
+        }
+    };
+    if scale != T::one() {
+        for gi in g.iter_mut() {
+            *gi *= scale;
+        }
+    }
+    loss
 }
