@@ -67,6 +67,12 @@ const NAME: &str = "Dense";
 /// 287 against matrixmultiply's 252 GFLOP/s at 1 024 examples.
 const OUTER_MAX_EXAMPLES: usize = 512;
 
+/// Below this many outputs, a layer's two backward products run side by side, one per core,
+/// at any batch size: their vectors are short (10 outputs fill 10 of 16 lanes), and each split
+/// in two ran slower than the two side by side (the MLP's 256 → 10 layer at 1 000 examples,
+/// per-phase step harness: 159 → 130 µs).
+const SIDE_BY_SIDE_MAX_OUTPUTS: usize = 32;
+
 impl<T: Scalar> Dense<T> {
     /// A `d_in → d_out` layer with weights drawn by `init` (biases zero unless the scheme says
     /// otherwise).
@@ -233,7 +239,8 @@ impl<T: Scalar> Layer<T> for Dense<T> {
     /// `dL/dx = Wᵀ δ` beside the parameter gradients. The two are independent: for a layer
     /// whose products are too small to be split between the cores (fewer than
     /// `PAR_MIN_MACS` multiply-adds, as the 256 → 10 output layer of the MLP at batch 128),
-    /// they run side by side, one on each core (`team::join`).
+    /// or whose few outputs (under 32) make split products run
+    /// poorly, they run side by side, one on each core (`team::join`).
     fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         let (d_in, d_out) = (self.d_in(), self.d_out());
         let Self {
@@ -258,7 +265,7 @@ impl<T: Scalar> Layer<T> for Dense<T> {
             )
         };
         let mut grad_x = None;
-        if d_out * d_in * n < PAR_MIN_MACS {
+        if d_out * d_in * n < PAR_MIN_MACS || d_out < SIDE_BY_SIDE_MAX_OUTPUTS {
             team::join(
                 || accumulate(w_grad, b_grad, x, grad_y),
                 || grad_x = Some(input_grad()),
@@ -267,6 +274,7 @@ impl<T: Scalar> Layer<T> for Dense<T> {
             accumulate(w_grad, b_grad, x, grad_y);
             grad_x = Some(input_grad());
         }
+        // `join` ran both closures: `grad_x` is set (computed here otherwise, never a panic)
         Ok(grad_x.unwrap_or_else(input_grad))
     }
 
