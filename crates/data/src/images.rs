@@ -229,8 +229,8 @@ impl<T: Scalar> Source<T> for Images {
         if size == 0 {
             return;
         }
-        // `pixel`, vectorised: a multiply and two fused multiply-adds per pixel (a division
-        // took the whole pass, a 256-entry table costs a scalar load per pixel)
+        // `pixel`, vectorised: a multiply and two fused multiply-adds per pixel, no division
+        // (a 256-entry table would cost a scalar load per pixel)
         let convert = |col: &mut [T], i: usize| {
             for (v, &b) in col.iter_mut().zip(&self.pixels[i * size..(i + 1) * size]) {
                 *v = pixel(b);
@@ -269,7 +269,7 @@ impl<T: Scalar> Source<T> for Images {
 /// The value a grey level takes as an input: `byte / 255`, correctly rounded, so `0 → 0`,
 /// `255 → 1` exactly and `128 → 128/255`. Training, evaluation and prediction all use it.
 ///
-/// Computed without a division, which costs ten times a multiply-add in a vector loop: the
+/// Computed without a division (a vector division issues far less often than a multiply-add): the
 /// quotient `q = b · r` by the rounded reciprocal `r = 1/255` is off by an ulp for 126 of the
 /// 256 levels in `f32` (24 in `f64`), and one Newton step with its exact remainder,
 ///

@@ -35,8 +35,8 @@ pub struct DenseConfig {
 /// with mean reduction has already put the `1/n` into `δ`). The forward product is
 /// `retroprop_core::direct::affine`, which reads `W`'s and `x`'s columns in place; `δ xᵀ` is
 /// `retroprop_core::direct::add_outer` for batches up to 512 examples (`x` read down its
-/// columns) and otherwise, like `Wᵀ δ`, a GEMM (matrixmultiply), whose transposes are strided
-/// views, never copies.
+/// columns) and otherwise a GEMM (matrixmultiply, `xᵀ` a strided view, never a copy); `Wᵀ δ` is
+/// `affine` on a transposed copy of `W`.
 ///
 /// ```
 /// use nalgebra::DMatrix;
@@ -264,22 +264,22 @@ impl<T: Scalar> Layer<T> for Dense<T> {
                 &vec![T::zero(); d_in],
             )
         };
-        let mut grad_x = None;
         if d_out * d_in * n < PAR_MIN_MACS || d_out < SIDE_BY_SIDE_MAX_OUTPUTS {
+            let mut grad_x = None;
             team::join(
                 || accumulate(w_grad, b_grad, x, grad_y),
                 || grad_x = Some(input_grad()),
             );
+            // `join` ran both closures: `grad_x` is set (computed here otherwise, never a panic)
+            Ok(grad_x.unwrap_or_else(input_grad))
         } else {
             accumulate(w_grad, b_grad, x, grad_y);
-            grad_x = Some(input_grad());
+            Ok(input_grad())
         }
-        // `join` ran both closures: `grad_x` is set (computed here otherwise, never a panic)
-        Ok(grad_x.unwrap_or_else(input_grad))
     }
 
     fn backward_params(&mut self, grad_y: &DMatrix<T>) -> Result<(), LayerError> {
-        let x = cached(&self.input, self.weight.value().nrows(), grad_y)?;
+        let x = cached(&self.input, self.d_out(), grad_y)?;
         accumulate(
             self.weight.grad_matrix_mut(),
             self.bias.grad_matrix_mut().as_mut_slice(),

@@ -1,10 +1,10 @@
 //! Fixed input standardisation, part of a network so that checkpoints carry it.
 
-use crate::linalg::map;
 use nalgebra::DMatrix;
 use retroprop_core::Scalar;
 
 use crate::layer::check_grad;
+use crate::linalg::map;
 use crate::{Buffer, Layer, LayerConfig, LayerError, LayerSpec, Shape, StandardizeConfig};
 
 const NAME: &str = "Standardize";

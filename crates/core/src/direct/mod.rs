@@ -204,21 +204,13 @@ pub fn gemm_positions<T: Scalar>(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(
-        ldc >= n && c.len() >= (m - 1) * ldc + n,
-        "direct: C ({m} × {n}, ldc {ldc}) exceeds its buffer of {}",
-        c.len()
-    );
+    check_dense("C", "ldc", c.len(), m, n, ldc);
     let positions = segments * t_len;
     if positions == 0 {
         return;
     }
     a_rows.check("A", a.len(), t_len, segments);
-    assert!(
-        ldb >= n && b.len() >= (positions - 1) * ldb + n,
-        "direct: B ({positions} × {n}, ldb {ldb}) exceeds its buffer of {}",
-        b.len()
-    );
+    check_dense("B", "ldb", b.len(), positions, n, ldb);
     let g = kernel::Positions {
         a: a.as_ptr(),
         a_starts: a_rows.starts,
@@ -273,16 +265,8 @@ pub(crate) fn gemm_down_columns<T: Scalar>(
         "direct: a row of A ({t_len} values, {lda} apart) ends at {a_end}, past its buffer of {}",
         a.len()
     );
-    assert!(
-        ldb >= n && b.len() >= (t_len - 1) * ldb + n,
-        "direct: B ({t_len} × {n}, ldb {ldb}) exceeds its buffer of {}",
-        b.len()
-    );
-    assert!(
-        ldc >= n && c.len() >= (m - 1) * ldc + n,
-        "direct: C ({m} × {n}, ldc {ldc}) exceeds its buffer of {}",
-        c.len()
-    );
+    check_dense("B", "ldb", b.len(), t_len, n, ldb);
+    check_dense("C", "ldc", c.len(), m, n, ldc);
     let g = kernel::Positions {
         a: a.as_ptr(),
         a_starts: a_rows,
@@ -297,6 +281,17 @@ pub(crate) fn gemm_down_columns<T: Scalar>(
         ldc,
     };
     T::direct(Product(Inner::Positions(g), chosen()));
+}
+
+/// Panics (a bug in the caller, never user input) unless an operand of `rows ≥ 1` rows of `n`
+/// values, `ld` apart (its leading dimension, named `ld_name` in the message), fits in its
+/// buffer of `len` values.
+#[track_caller]
+fn check_dense(what: &str, ld_name: &str, len: usize, rows: usize, n: usize, ld: usize) {
+    assert!(
+        ld >= n && len >= (rows - 1) * ld + n,
+        "direct: {what} ({rows} × {n}, {ld_name} {ld}) exceeds its buffer of {len}"
+    );
 }
 
 /// The instruction set the products run on: the best of this CPU, or the one a test forces.
