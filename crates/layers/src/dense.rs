@@ -73,6 +73,11 @@ const OUTER_MAX_EXAMPLES: usize = 512;
 /// per-phase step harness: 159 → 130 µs).
 const SIDE_BY_SIDE_MAX_OUTPUTS: usize = 32;
 
+/// Below this many outputs, a layer's weight gradient is computed transposed, `x δᵀ`, with
+/// vectors along the inputs: as `δ xᵀ` its vectors would be the short columns of `δ` (10 of 16
+/// lanes). The MLP's 256 → 10 layer at 1 000 examples, one core: 85 → 39 µs (measured).
+const FEW_OUTPUTS: usize = 16;
+
 impl<T: Scalar> Dense<T> {
     /// A `d_in → d_out` layer with weights drawn by `init` (biases zero unless the scheme says
     /// otherwise).
@@ -176,16 +181,28 @@ fn cached<'a, T: Scalar>(
 
 /// Adds `δ xᵀ` into `w_grad` and `δ 1` into `b_grad`.
 ///
-/// Up to [`OUTER_MAX_EXAMPLES`] examples, `δ xᵀ` runs on `direct::add_outer` (no packing,
-/// each core computing the half of `dW` it updates); beyond, on matrixmultiply's packed
-/// GEMM, which streams a large batch from memory better.
+/// A layer with fewer than [`FEW_OUTPUTS`] outputs (and at least as many inputs) computes
+/// `(δ xᵀ)ᵀ = x δᵀ` on `direct::add_outer`, whose vectors then run along the inputs, and adds
+/// its transpose. Otherwise, up to [`OUTER_MAX_EXAMPLES`] examples, `δ xᵀ` runs on
+/// `direct::add_outer` (no packing, each core computing the half of `dW` it updates); beyond,
+/// on matrixmultiply's packed GEMM, which streams a large batch from memory better.
 fn accumulate<T: Scalar>(
     w_grad: &mut DMatrix<T>,
     b_grad: &mut [T],
     x: &DMatrix<T>,
     grad_y: &DMatrix<T>,
 ) {
-    if x.ncols() <= OUTER_MAX_EXAMPLES {
+    let (d_out, d_in) = w_grad.shape();
+    if d_out < FEW_OUTPUTS && d_in >= FEW_OUTPUTS {
+        let mut sum_t = DMatrix::zeros(d_in, d_out);
+        add_outer(&mut sum_t, x, grad_y);
+        // w_grad[o, i] += sum_t[i, o]
+        for (o, row_t) in sum_t.as_slice().chunks_exact(d_in).enumerate() {
+            for (i, &v) in row_t.iter().enumerate() {
+                w_grad[(o, i)] += v;
+            }
+        }
+    } else if x.ncols() <= OUTER_MAX_EXAMPLES {
         add_outer(w_grad, grad_y, x);
     } else {
         par_gemm(
@@ -345,6 +362,24 @@ mod tests {
             &DMatrix::from_row_slice(2, 3, &[1.0, 2.0, 3.0, -1.0, -2.0, -3.0])
         );
         assert_eq!(d.bias().grad(), &delta);
+    }
+
+    #[test]
+    fn a_layer_with_few_outputs_adds_the_same_weight_gradient() {
+        // 40 → 3: the gradient is computed as x δᵀ and added transposed; integer values make
+        // every order of the sums exact, so it must equal δ xᵀ added to the previous gradient
+        let (d_in, d_out, n) = (40, 3, 7);
+        assert!(d_out < FEW_OUTPUTS && d_in >= FEW_OUTPUTS);
+        let w = DMatrix::from_fn(d_out, d_in, |i, j| ((i * 5 + j) % 7) as f64 - 3.0);
+        let mut d = Dense::from_params(w, DMatrix::zeros(d_out, 1)).unwrap();
+        let x = DMatrix::from_fn(d_in, n, |i, j| ((i * 3 + j * 11) % 9) as f64 - 4.0);
+        let delta = DMatrix::from_fn(d_out, n, |i, j| ((i + 2 * j) % 5) as f64 - 2.0);
+        for _ in 0..2 {
+            d.forward(&x).unwrap();
+            d.backward_params(&delta).unwrap();
+        }
+        assert_eq!(d.weight().grad(), &(2.0 * &delta * x.transpose()));
+        assert_eq!(d.bias().grad(), &(2.0 * delta.column_sum()));
     }
 
     #[test]
