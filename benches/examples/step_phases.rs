@@ -22,10 +22,9 @@ use retroprop_models::{Standardization, mlp_classifier};
 use retroprop_optim::{Optimizer, Sgd, WeightDecay};
 
 /// The phases, in the order a step runs them.
-const PHASES: [&str; 11] = [
-    "load the batch",
+const PHASES: [&str; 10] = [
+    "load and standardize",
     "zero the gradients",
-    "standardize",
     "dense 784 → 256",
     "softplus",
     "dense 256 → 10",
@@ -50,6 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let init = Init::XavierUniform { seed: 1 };
     let mut net = mlp_classifier::<f32>(784, 256, 10, Some(standardize), init)?;
+    let standardize = net
+        .leading_normalization()
+        .ok_or("the MLP starts with Standardize")?;
     let mut sgd = Sgd::new(0.1)?.with_weight_decay(WeightDecay::homework(5e-5)?);
     let loss = CrossEntropy::default();
     let mut order = EpochOrder::new(data.train.len(), 1);
@@ -71,13 +73,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 (last, phase) = (now, phase + 1);
             };
-            batch.load(&data.train, ids);
+            // as `fit` loads: standardised while converted, handed to the network
+            batch.load_new(&data.train, ids, standardize);
             done(&mut spent);
             net.zero_grad();
             done(&mut spent);
             let layers = net.layers_mut();
-            let mut h = layers[0].forward(&batch.x)?;
-            done(&mut spent);
+            let mut h = batch.take_x();
             for layer in &mut layers[1..] {
                 h = layer.forward_owned(h)?;
                 done(&mut spent);

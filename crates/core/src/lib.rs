@@ -12,6 +12,8 @@
 //!   transposes;
 //! - [`simd`] — run-time CPU dispatch: the hot generic loops compiled for x86-64-v3 as well as
 //!   the baseline, so no build needs a CPU flag;
+//! - [`Normalize`] — the fixed standardisation `(x − μ)/σ`, shared by the `Standardize` layer
+//!   and the data loaders that apply it while loading;
 //! - [`rng`] — the seeded generator every initialiser and shuffle uses (same seed, same bits);
 //! - [`team`] — the spinning helper threads (one per extra thread) that take parts of a product,
 //!   and [`split`] — the one helper (and the one threshold) by which element-wise work is cut for
@@ -24,6 +26,7 @@
 pub mod direct;
 mod fast;
 pub mod gemm;
+mod normalize;
 pub mod rng;
 mod scalar;
 pub mod simd;
@@ -32,6 +35,7 @@ pub mod team;
 pub mod transpose;
 
 pub use nalgebra;
+pub use normalize::Normalize;
 pub use scalar::{Kernels, RawOperand, RawOutput, Scalar};
 
 /// The README's examples, compiled and run as doctests.

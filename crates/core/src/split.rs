@@ -264,6 +264,48 @@ pub fn fill_pair<T: Scalar>(
     (first, second)
 }
 
+/// A new vector of `items.len()` columns of `size` values: `fill(ahead, column)` writes the
+/// column of item `ahead[0]` (`ahead` goes on with the later items of the same part, for a
+/// caller that prefetches them). Shared between the cores as [`halves`] shares work, each part
+/// compiled for the best instruction set ([`vectorized`](crate::simd::vectorized)). Each column
+/// is zeroed just before `fill` overwrites it, while its lines are in the core's L1 cache, where
+/// a zeroed allocation would write the whole vector once more on the calling core first.
+///
+/// ```
+/// let items = [3.0_f32, 5.0];
+/// let x = retroprop_core::split::new_columns(2, &items, |ahead, column| column.fill(ahead[0]));
+/// assert_eq!(x, [3.0, 3.0, 5.0, 5.0]);
+/// ```
+pub fn new_columns<T: Scalar, I: Sync>(
+    size: usize,
+    items: &[I],
+    fill: impl Fn(&[I], &mut [T]) + Sync,
+) -> Vec<T> {
+    if size == 0 {
+        return Vec::new();
+    }
+    let len = size * items.len();
+    let mut out = Vec::with_capacity(len);
+    let columns = Chunks {
+        data: &mut out.spare_capacity_mut()[..len],
+        size,
+    };
+    halves((columns, items), |(columns, items)| {
+        crate::simd::vectorized(
+            #[inline(always)]
+            || {
+                for (p, column) in columns.data.chunks_exact_mut(size).enumerate() {
+                    fill(&items[p..], zeroed(column));
+                }
+            },
+        );
+    });
+    // SAFETY: the parts cover the `len` values once each, column by column, and `zeroed` wrote
+    // every value of each column.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `out` with every value written 0.
 fn zeroed<T: Scalar>(out: &mut [MaybeUninit<T>]) -> &mut [T] {
     for o in out.iter_mut() {
@@ -332,6 +374,38 @@ mod tests {
             });
             assert!(a.iter().zip(&x).all(|(&a, &x)| a == x + 1.0) && a.len() == n);
             assert!(b.iter().zip(&x).all(|(&b, &x)| b == -x) && b.len() == n);
+        }
+    }
+
+    #[test]
+    fn new_columns_writes_each_column_once_from_its_item() {
+        // sizes around the split: 64 columns of 784 values are split, 3 are not
+        for (size, n) in [
+            (784, 0),
+            (784, 3),
+            (784, 64),
+            (1, 2 * SPLIT_MIN_VALUES + 1),
+            (0, 5),
+        ] {
+            let items: Vec<usize> = (0..n).map(|i| 7 * i + 1).collect();
+            let x = new_columns(size, &items, |ahead, column: &mut [f32]| {
+                assert!(column.iter().all(|&v| v == 0.0), "handed zeroed");
+                // `ahead` is this column's item and the later ones, in order
+                assert!(ahead.windows(2).all(|w| w[1] == w[0] + 7));
+                for (p, v) in column.iter_mut().enumerate() {
+                    *v = (ahead[0] * 1000 + p) as f32;
+                }
+            });
+            assert_eq!(x.len(), size * n);
+            for (j, column) in x.chunks(size.max(1)).enumerate() {
+                assert!(
+                    column
+                        .iter()
+                        .enumerate()
+                        .all(|(p, &v)| v == (items[j] * 1000 + p) as f32),
+                    "column {j} of {n}, size {size}"
+                );
+            }
         }
     }
 

@@ -2,8 +2,8 @@
 //! lending iterator of mini-batches over any [`Source`].
 
 use nalgebra::DMatrix;
-use retroprop_core::Scalar;
 use retroprop_core::rng::Rng;
+use retroprop_core::{Normalize, Scalar};
 
 use crate::Source;
 
@@ -32,6 +32,19 @@ impl<T: Scalar> Batch<T> {
             self.x = DMatrix::zeros(source.features(), indices.len());
         }
         source.gather(indices, &mut self.x, &mut self.labels);
+    }
+
+    /// Fills the buffer with examples `indices` of `source` in a new matrix, each value put
+    /// through `normalize` ([`Source::gather_new`]): for a caller that hands the examples on
+    /// with [`Batch::take_x`] instead of reusing the buffer.
+    pub fn load_new(&mut self, source: &dyn Source<T>, indices: &[usize], normalize: Normalize<T>) {
+        self.x = source.gather_new(indices, &mut self.labels, normalize);
+    }
+
+    /// Takes the examples out, leaving a 0 × 0 matrix (the labels stay): a network's forward
+    /// pass then keeps them without a copy (`Layer::forward_owned`).
+    pub fn take_x(&mut self) -> DMatrix<T> {
+        std::mem::replace(&mut self.x, DMatrix::zeros(0, 0))
     }
 }
 

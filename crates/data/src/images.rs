@@ -7,7 +7,7 @@ use std::path::Path;
 use nalgebra::DMatrix;
 use retroprop_core::rng::Rng;
 use retroprop_core::simd::{prefetch, vectorized};
-use retroprop_core::{Scalar, split};
+use retroprop_core::{Normalize, Scalar, split};
 
 use crate::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
 use crate::{Batches, DataError, Source};
@@ -224,18 +224,10 @@ impl<T: Scalar> Source<T> for Images {
     /// Columns of `byte / 255`, in `[0, 1]`; large batches are converted in two halves.
     fn gather(&self, indices: &[usize], x: &mut DMatrix<T>, labels: &mut Vec<usize>) {
         let size = self.rows * self.cols;
-        labels.clear();
-        labels.extend(indices.iter().map(|&i| usize::from(self.labels[i])));
+        self.labels_of(indices, labels);
         if size == 0 {
             return;
         }
-        // `pixel`, vectorised: a multiply and two fused multiply-adds per pixel, no division
-        // (a 256-entry table would cost a scalar load per pixel)
-        let convert = |col: &mut [T], i: usize| {
-            for (v, &b) in col.iter_mut().zip(&self.pixels[i * size..(i + 1) * size]) {
-                *v = pixel(b);
-            }
-        };
         let columns = &mut x.as_mut_slice()[..size * indices.len()];
         let work = (
             split::Chunks {
@@ -251,18 +243,57 @@ impl<T: Scalar> Source<T> for Images {
                 #[inline(always)]
                 || {
                     let columns = columns.data.chunks_exact_mut(size);
-                    for (p, (col, &i)) in columns.zip(indices).enumerate() {
-                        // the images of a shuffled batch lie anywhere in the set: ask for the
-                        // one PREFETCH_AHEAD places on while this one converts (a batch of
-                        // 128 MNIST images: 31 → 24 µs)
-                        if let Some(&next) = indices.get(p + PREFETCH_AHEAD) {
-                            prefetch(&self.pixels[next * size..(next + 1) * size]);
-                        }
-                        convert(col, i);
+                    for (p, column) in columns.enumerate() {
+                        self.convert(&indices[p..], column, Normalize::identity());
                     }
                 },
             )
         });
+    }
+
+    /// Columns of `normalize(byte / 255)`, converted and normalised in one pass by halves of the
+    /// batch, and written once: each column is zeroed in L1 just before it is overwritten
+    /// (`split::new_columns`), not the whole matrix first.
+    fn gather_new(
+        &self,
+        indices: &[usize],
+        labels: &mut Vec<usize>,
+        normalize: Normalize<T>,
+    ) -> DMatrix<T> {
+        let size = self.rows * self.cols;
+        self.labels_of(indices, labels);
+        let values = split::new_columns(
+            size,
+            indices,
+            #[inline(always)]
+            |ahead, column| self.convert(ahead, column, normalize),
+        );
+        DMatrix::from_vec(size, indices.len(), values)
+    }
+}
+
+impl Images {
+    /// The labels of examples `indices` into `labels` (cleared first).
+    fn labels_of(&self, indices: &[usize], labels: &mut Vec<usize>) {
+        labels.clear();
+        labels.extend(indices.iter().map(|&i| usize::from(self.labels[i])));
+    }
+
+    /// Writes `normalize(pixel(b))` for the bytes `b` of image `ahead[0]` into `column`, and asks
+    /// for image `ahead[PREFETCH_AHEAD]`: the images of a shuffled batch lie anywhere in the set,
+    /// so the one a few places on is fetched while this one converts (a batch of 128 MNIST
+    /// images: 31 → 24 µs). `pixel`, vectorised, is a multiply and two fused multiply-adds per
+    /// value, no division (a 256-entry table would cost a scalar load per pixel).
+    #[inline(always)]
+    fn convert<T: Scalar>(&self, ahead: &[usize], column: &mut [T], normalize: Normalize<T>) {
+        let size = column.len();
+        if let Some(&next) = ahead.get(PREFETCH_AHEAD) {
+            prefetch(&self.pixels[next * size..(next + 1) * size]);
+        }
+        let image = &self.pixels[ahead[0] * size..(ahead[0] + 1) * size];
+        for (v, &b) in column.iter_mut().zip(image) {
+            *v = normalize.apply(pixel(b));
+        }
     }
 }
 

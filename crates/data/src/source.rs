@@ -2,7 +2,7 @@
 //! source over a matrix.
 
 use nalgebra::DMatrix;
-use retroprop_core::Scalar;
+use retroprop_core::{Normalize, Scalar, split};
 
 use crate::DataError;
 
@@ -30,6 +30,31 @@ pub trait Source<T: Scalar>: Sync {
     /// Writes examples `indices` as the columns of `x` (already `features × indices.len()`) and
     /// their labels into `labels` (cleared first).
     fn gather(&self, indices: &[usize], x: &mut DMatrix<T>, labels: &mut Vec<usize>);
+
+    /// Examples `indices` as the columns of a new matrix, each value put through `normalize`
+    /// (a network's leading standardisation, applied while loading; [`Normalize::identity`]
+    /// keeps the values), and their labels into `labels` (cleared first).
+    ///
+    /// The default gathers into a zeroed matrix and normalises it in place; a source that
+    /// converts its storage anyway ([`Images`](crate::Images)) does both in one pass and
+    /// writes the new matrix once.
+    fn gather_new(
+        &self,
+        indices: &[usize],
+        labels: &mut Vec<usize>,
+        normalize: Normalize<T>,
+    ) -> DMatrix<T> {
+        let mut x = DMatrix::zeros(self.features(), indices.len());
+        self.gather(indices, &mut x, labels);
+        if normalize != Normalize::identity() {
+            split::halves(x.as_mut_slice(), |part| {
+                for v in part {
+                    *v = normalize.apply(*v);
+                }
+            });
+        }
+        x
+    }
 }
 
 /// A dataset in memory: one column per example, and its labels.

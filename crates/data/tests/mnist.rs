@@ -158,3 +158,35 @@ fn huge_image_indices_are_none_not_a_wrapped_image() {
     assert!(mnist.test.column::<f32>(usize::MAX).is_none());
     assert!(mnist.test.label(usize::MAX).is_none());
 }
+
+#[test]
+fn a_new_batch_is_normalised_while_loading_with_the_bits_of_a_second_pass() {
+    use retroprop_core::Normalize;
+    use retroprop_data::InMemory;
+    let mnist = Mnist::load(shipped()).unwrap();
+    let test = mnist.test.take(300);
+    // shuffled indices, with a repeat; 70 images are converted in two halves, 3 in one
+    let mut order: Vec<usize> = (0..300).collect();
+    retroprop_core::rng::Rng::new(9).shuffle(&mut order);
+    order[5] = order[6];
+    for n in [0, 3, 70] {
+        let indices = &order[..n];
+        let mut raw = nalgebra::DMatrix::<f32>::zeros(784, n);
+        let mut labels = Vec::new();
+        test.gather(indices, &mut raw, &mut labels);
+        let normalize = Normalize::new(mnist::MEAN as f32, mnist::STD as f32);
+        let mut new_labels = vec![99];
+        let x = test.gather_new(indices, &mut new_labels, normalize);
+        assert_eq!(x, raw.map(|v| normalize.apply(v)), "{n} images");
+        assert_eq!(new_labels, labels);
+        // the identity keeps the pixels; the default (a source that stores values) agrees
+        assert_eq!(
+            test.gather_new(indices, &mut new_labels, Normalize::identity()),
+            raw
+        );
+        let (all, all_labels) = test.to_matrix::<f32>();
+        let stored = InMemory::new(all, all_labels, 10).unwrap();
+        assert_eq!(stored.gather_new(indices, &mut new_labels, normalize), x);
+        assert_eq!(new_labels, labels);
+    }
+}

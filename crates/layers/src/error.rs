@@ -189,6 +189,17 @@ pub enum LayerError {
         /// Tensors given with another shape, in words.
         shapes: Vec<String>,
     },
+    /// A batch said to be normalised already was given to a network whose first layer is not
+    /// an input normalisation (`Sequential::forward_normalized`).
+    #[error(
+        "{layer}: the batch was normalised while loading, but the first layer ({first}) is not an input normalisation (Standardize); load it without normalising and call forward"
+    )]
+    NotNormalizing {
+        /// The container's type name.
+        layer: &'static str,
+        /// The first layer's type name, or `"none"` for an empty network.
+        first: &'static str,
+    },
     /// A 1-D convolution got an empty signal or kernel.
     #[error("convolve1d: {what} is empty")]
     EmptyConvolution {

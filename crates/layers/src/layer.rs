@@ -2,7 +2,7 @@
 
 use crate::{Buffer, LayerError, LayerSpec, Param, Shape};
 use nalgebra::DMatrix;
-use retroprop_core::Scalar;
+use retroprop_core::{Normalize, Scalar};
 
 /// A differentiable map `y = f(x; θ)` with a hand-written backward pass.
 ///
@@ -68,6 +68,17 @@ pub trait Layer<T: Scalar>: Send + Sync {
     /// As [`Layer::forward`].
     fn forward_owned(&mut self, x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         self.forward(&x)
+    }
+
+    /// The fixed map this layer applies to each input value, when its forward pass is exactly
+    /// [`Normalize::apply`] on every value and it has no parameters (the [`Standardize`]
+    /// layer). A training loop may then apply it while it converts a batch and start the
+    /// forward pass at the next layer (`Sequential::forward_normalized` in `retroprop-models`):
+    /// one pass over the batch instead of two, the same bits. The default: `None`.
+    ///
+    /// [`Standardize`]: crate::Standardize
+    fn input_normalization(&self) -> Option<Normalize<T>> {
+        None
     }
 
     /// Backward pass: from `dL/dy` returns `dL/dx` and adds `dL/dθ` into the parameters.
@@ -221,6 +232,9 @@ impl<T: Scalar> Layer<T> for Box<dyn Layer<T>> {
     }
     fn forward_owned(&mut self, x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         (**self).forward_owned(x)
+    }
+    fn input_normalization(&self) -> Option<Normalize<T>> {
+        (**self).input_normalization()
     }
     fn backward(&mut self, grad_y: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         (**self).backward(grad_y)

@@ -1,7 +1,7 @@
 //! Fixed input standardisation, part of a network so that checkpoints carry it.
 
 use nalgebra::DMatrix;
-use retroprop_core::Scalar;
+use retroprop_core::{Normalize, Scalar};
 
 use crate::layer::check_grad;
 use crate::linalg::map;
@@ -57,9 +57,9 @@ impl<T: Scalar> Standardize<T> {
         })
     }
 
-    /// `(μ, 1/σ)`, from the buffers (which a checkpoint may have replaced).
-    fn shift_scale(&self) -> (T, T) {
-        (self.mean.value()[0], T::one() / self.std.value()[0])
+    /// `(x − μ) · (1/σ)` from the buffers (which a checkpoint may have replaced).
+    fn normalize(&self) -> Normalize<T> {
+        Normalize::new(self.mean.value()[0], self.std.value()[0])
     }
 
     /// The mean `μ`.
@@ -73,8 +73,8 @@ impl<T: Scalar> Standardize<T> {
     }
 
     fn apply(&self, x: &DMatrix<T>) -> DMatrix<T> {
-        let (shift, scale) = self.shift_scale();
-        map(x, |v| (v - shift) * scale)
+        let normalize = self.normalize();
+        map(x, |v| normalize.apply(v))
     }
 }
 
@@ -101,12 +101,16 @@ impl<T: Scalar> Layer<T> for Standardize<T> {
             .last
             .ok_or(LayerError::NoForwardCache { layer: NAME })?;
         check_grad(NAME, grad_y, rows, n)?;
-        let scale = self.shift_scale().1;
+        let scale = self.normalize().scale();
         Ok(map(grad_y, |g| g * scale))
     }
 
     fn infer(&self, x: &DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
         Ok(self.apply(x))
+    }
+
+    fn input_normalization(&self) -> Option<Normalize<T>> {
+        Some(self.normalize())
     }
 
     fn visit_buffers(&self, f: &mut dyn FnMut(&str, &Buffer<T>)) {

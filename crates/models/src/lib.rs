@@ -44,6 +44,7 @@ pub mod checkpoint;
 pub mod collective;
 mod early_stopping;
 mod error;
+mod evaluate;
 mod guard;
 pub mod memory;
 mod resnet;
@@ -60,6 +61,7 @@ pub use early_stopping::{EarlyStopping, Verdict};
 pub use retroprop_core::nalgebra;
 
 pub use error::ModelError;
+pub use evaluate::{ConfusionMatrix, Evaluation, evaluate};
 pub use memory::MemoryEstimate;
 pub use resnet::{ResNetOptions, resnet_classifier};
 /// The data a model trains on, from `retroprop-data` (below this crate).
@@ -67,10 +69,7 @@ pub use retroprop_data::{InMemory, Source};
 pub use retroprop_layers::{Init, Layer, Shape};
 pub use sequential::{Sequential, SequentialConfig, register};
 pub use summary::{Summary, SummaryRow};
-pub use train::{
-    BatchSize, Clip, ConfusionMatrix, EpochStats, Evaluation, Event, FitConfig, FitReport,
-    evaluate, fit,
-};
+pub use train::{BatchSize, Clip, EpochStats, Event, FitConfig, FitReport, fit};
 
 /// The README's examples, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

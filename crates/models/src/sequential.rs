@@ -2,7 +2,7 @@
 
 use nalgebra::DMatrix;
 use retroprop_activations::slice;
-use retroprop_core::Scalar;
+use retroprop_core::{Normalize, Scalar};
 use retroprop_layers::{Buffer, Layer, LayerConfig, LayerError, LayerSpec, Param, Shape};
 use serde::{Deserialize, Serialize};
 
@@ -105,6 +105,56 @@ impl<T: Scalar> Sequential<T> {
     /// The layers, mutable (their shapes cannot change through `Layer`).
     pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer<T>>] {
         &mut self.layers
+    }
+
+    /// The normalisation the first layer applies to every input value, if it is a fixed one
+    /// ([`Layer::input_normalization`]: a `Standardize` layer): a data loader may apply it while
+    /// it converts a batch, and [`Sequential::forward_normalized`] then skips the layer.
+    pub fn leading_normalization(&self) -> Option<Normalize<T>> {
+        self.layers.first()?.input_normalization()
+    }
+
+    /// Training forward pass of a batch already put through
+    /// [`Sequential::leading_normalization`] (by the loader, while converting it): the first
+    /// layer is skipped and `x` goes to the second without a copy. The same bits as
+    /// [`Layer::forward`] on the batch before normalisation; `backward_params` follows it as it
+    /// follows `forward` (the skipped layer has no parameters).
+    ///
+    /// ```
+    /// use nalgebra::DMatrix;
+    /// use retroprop_layers::{Dense, Layer, Shape, Standardize};
+    /// use retroprop_models::Sequential;
+    ///
+    /// let mut net = Sequential::<f64>::new(Shape::Flat(2));
+    /// net.add(Box::new(Standardize::new(0.5, 0.25)?))?;
+    /// net.add(Box::new(Dense::from_params(
+    ///     DMatrix::from_row_slice(1, 2, &[1.0, -1.0]),
+    ///     DMatrix::zeros(1, 1),
+    /// )?))?;
+    /// let raw = DMatrix::from_column_slice(2, 1, &[1.0, 0.0]);
+    /// let normalize = net.leading_normalization().expect("Standardize comes first");
+    /// let loaded = raw.map(|v| normalize.apply(v));
+    /// assert_eq!(net.forward_normalized(loaded)?, net.forward(&raw)?); // (2 − (−2)) = 4
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`LayerError::NotNormalizing`] if the first layer is not an input normalisation; the
+    /// layers' errors otherwise.
+    pub fn forward_normalized(&mut self, x: DMatrix<T>) -> Result<DMatrix<T>, LayerError> {
+        match self.layers.split_first_mut() {
+            Some((first, rest)) if first.input_normalization().is_some() => {
+                let mut y = x;
+                for layer in rest {
+                    y = layer.forward_owned(y)?;
+                }
+                Ok(y)
+            }
+            first => Err(LayerError::NotNormalizing {
+                layer: "Sequential",
+                first: first.map_or("none", |(first, _)| first.name()),
+            }),
+        }
     }
 
     /// The output shape of each layer, first to last.
