@@ -46,6 +46,7 @@ mod early_stopping;
 mod error;
 mod evaluate;
 mod guard;
+mod lanes;
 pub mod memory;
 mod resnet;
 pub mod safetensors;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use nalgebra::DMatrix;
 use retroprop_core::{Normalize, Scalar};
 use retroprop_layers::Layer;
-use retroprop_losses::{Loss, Reduction, Target};
+use retroprop_losses::{Loss, Target};
 use retroprop_optim::{Constant, Optimizer, Schedule};
 use serde::Serialize;
 
@@ -14,6 +14,7 @@ use retroprop_data::{Augmentation, Batch, EpochOrder, Source};
 
 use crate::collective::{CHUNK, DataParallel, check_replicas, sharded_gradient};
 use crate::evaluate::correct;
+use crate::lanes::{self, Lanes};
 use crate::{MemoryEstimate, ModelError, Sequential, guard};
 
 /// How many examples each optimizer step sees.
@@ -291,6 +292,11 @@ fn fit_on_worker<T: Scalar>(
     let mut last_good = guard::Snapshot::take(model, config.done);
     // the full batch is summed in chunks whose activations fit in CHUNK_BYTES
     let full_chunk = MemoryEstimate::of(model).training_chunk();
+    // two lanes for the full batch when the model allows it (never for data-parallel runs)
+    let mut lanes = match (config.batch, &config.parallel) {
+        (BatchSize::Full, None) => Lanes::for_model(model, n.div_ceil(full_chunk), full_chunk),
+        _ => None,
+    };
     let mut order = EpochOrder::new(n, config.seed);
     let mut batch = Batch::new();
     let mut report = FitReport {
@@ -366,7 +372,8 @@ fn fit_on_worker<T: Scalar>(
                 }
             }
             BatchSize::Full => {
-                // ∇R̂ over all n examples = Σ over chunks of each chunk's summed gradient / n
+                // ∇R̂ over all n examples = Σ over chunks of each chunk's summed gradient / n, in
+                // two lanes (one per core) when the model allows it (`lanes`)
                 if let Some(par) = &config.parallel {
                     let t = sharded_gradient(
                         model,
@@ -380,30 +387,15 @@ fn fit_on_worker<T: Scalar>(
                     )?;
                     (loss_sum, hits, seen) = (t.loss_sum, t.hits, n);
                 } else {
-                    model.reseed(step_seed(config.seed, epoch, 1));
                     model.zero_grad();
-                    for (chunk, indices) in order.current().chunks(full_chunk).enumerate() {
-                        let logits = load_and_forward(
-                            model,
-                            data,
-                            config,
-                            &mut batch,
-                            indices,
-                            epoch,
-                            chunk + 1,
-                        )?;
-                        let mut out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
-                        if loss.reduction() == Reduction::Mean {
-                            let weight = T::lit(indices.len() as f64 / n as f64);
-                            for g in out.grad.as_mut_slice() {
-                                *g *= weight;
-                            }
+                    let chunks: Vec<&[usize]> = order.current().chunks(full_chunk).collect();
+                    let sums = match lanes.as_mut() {
+                        Some(lanes) => {
+                            lanes.gradient(model, data, loss, config, &chunks, epoch, n)?
                         }
-                        model.backward_params(&out.grad)?;
-                        loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
-                        hits += correct(&logits, &batch.labels);
-                        seen += indices.len();
-                    }
+                        None => lanes::run(model, data, loss, config, &chunks, 0, epoch, n)?,
+                    };
+                    (loss_sum, hits, seen) = (sums.loss, sums.hits, sums.seen);
                 }
                 if !loss_sum.is_finite() {
                     let what = "the loss".to_string();
@@ -458,7 +450,7 @@ fn fit_on_worker<T: Scalar>(
 
 /// The seed of a step's randomness (dropout masks): a function of the run's seed, the epoch and
 /// the step only, so a resumed run draws what the uninterrupted one drew.
-fn step_seed(seed: u64, epoch: usize, step: usize) -> u64 {
+pub(crate) fn step_seed(seed: u64, epoch: usize, step: usize) -> u64 {
     let mut h = seed ^ 0xD1B5_4A32_D192_ED03;
     for v in [epoch as u64, step as u64] {
         h = (h ^ v).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(29);
@@ -490,7 +482,7 @@ fn prepare_chunk<T: Scalar>(
 /// `step_phases`: load 133–143 µs and standardize 109–111 µs before, 141–160 µs for both
 /// after). An augmentation works on the examples as the source gives them, so with one the
 /// layer runs in the network.
-fn load_and_forward<T: Scalar>(
+pub(crate) fn load_and_forward<T: Scalar>(
     model: &mut Sequential<T>,
     data: &dyn Source<T>,
     config: &FitConfig,

@@ -27,32 +27,40 @@ fn images() -> InMemory<f32> {
     InMemory::new(x, labels, 10).unwrap()
 }
 
-/// The parameters after one epoch of mini-batches of 16 on `threads` rayon threads.
-fn trained_on(threads: usize, build: fn() -> Sequential<f32>) -> Vec<u32> {
+/// The bits of `build()`'s parameters after `fit` with `sgd` and `config` on `data`, on
+/// `threads` rayon threads.
+fn bits_after(
+    threads: usize,
+    build: fn() -> Sequential<f32>,
+    data: &InMemory<f32>,
+    mut sgd: Sgd<f32>,
+    config: &FitConfig,
+) -> Vec<u32> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
     pool.install(|| {
         let mut net = build();
-        let mut sgd = Sgd::new(0.01)
-            .and_then(|s| s.with_momentum(Momentum::Heavy { mu: 0.9 }))
-            .unwrap()
-            .with_weight_decay(WeightDecay::homework(1e-4).unwrap());
-        let config = FitConfig::new(1, BatchSize::Mini(16)).seed(3);
-        fit(
-            &mut net,
-            &images(),
-            &CrossEntropy::default(),
-            &mut sgd,
-            &config,
-            |_, _| ControlFlow::Continue(()),
-        )
+        let loss = CrossEntropy::default();
+        fit(&mut net, data, &loss, &mut sgd, config, |_, _| {
+            ControlFlow::Continue(())
+        })
         .unwrap();
         let mut bits = Vec::new();
         net.visit_params(&mut |_, p| bits.extend(p.value().iter().map(|v| v.to_bits())));
         bits
     })
+}
+
+/// The parameters after one epoch of mini-batches of 16 on `threads` rayon threads.
+fn trained_on(threads: usize, build: fn() -> Sequential<f32>) -> Vec<u32> {
+    let sgd = Sgd::new(0.01)
+        .and_then(|s| s.with_momentum(Momentum::Heavy { mu: 0.9 }))
+        .unwrap()
+        .with_weight_decay(WeightDecay::homework(1e-4).unwrap());
+    let config = FitConfig::new(1, BatchSize::Mini(16)).seed(3);
+    bits_after(threads, build, &images(), sgd, &config)
 }
 
 #[track_caller]
@@ -82,4 +90,24 @@ fn the_mlp_trains_to_the_same_bits_on_1_2_and_3_threads() {
     assert_same_bits_on_1_2_3_threads(|| {
         mlp_classifier::<f32>(784, 32, 10, MNIST, Init::XavierUniform { seed: 4 }).unwrap()
     });
+}
+
+/// Full-batch descent over 2 200 examples: three chunks, summed in two lanes (one per core when
+/// there are two) whose results are added in a fixed order.
+fn full_batch_on(threads: usize) -> Vec<u32> {
+    let mut rng = Rng::new(12);
+    let x = DMatrix::from_fn(784, 2200, |_, _| rng.uniform(0.0, 1.0) as f32);
+    let data = InMemory::new(x, (0..2200).map(|i| (i * 3) % 10).collect(), 10).unwrap();
+    let build =
+        || mlp_classifier::<f32>(784, 32, 10, MNIST, Init::XavierUniform { seed: 4 }).unwrap();
+    let config = FitConfig::new(2, BatchSize::Full).seed(3);
+    bits_after(threads, build, &data, Sgd::new(0.1).unwrap(), &config)
+}
+
+#[test]
+fn full_batch_training_gives_the_same_bits_on_1_2_and_3_threads() {
+    let one = full_batch_on(1);
+    for threads in [2, 3] {
+        assert!(full_batch_on(threads) == one, "{threads} threads");
+    }
 }
