@@ -50,6 +50,7 @@ impl<T: Scalar> Lanes<T> {
         let stateful = model.layers()[leading..]
             .iter()
             .any(|l| l.buffer_count() > 0);
+        // the rule `MemoryEstimate::full_batch_training_bytes` counts the second lane by
         let two_chunks = MemoryEstimate::of(model)
             .training_bytes_per_example
             .saturating_mul(chunk)

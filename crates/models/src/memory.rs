@@ -74,6 +74,25 @@ impl MemoryEstimate {
     pub fn training_chunk(&self) -> usize {
         (CHUNK_BYTES / self.training_bytes_per_example.max(1)).clamp(1, MAX_CHUNK)
     }
+
+    /// Full-batch training: [`training_bytes`](Self::training_bytes) of one chunk, plus what
+    /// the second lane of a step holds (`fit` sums the chunks in two lanes, one per core, when
+    /// two chunks' activations fit in [`CHUNK_BYTES`]): a replica's parameters and gradients,
+    /// and a second chunk's activations.
+    pub fn full_batch_training_bytes(&self) -> usize {
+        let chunk = self.training_chunk();
+        let two_lanes = chunk
+            .saturating_mul(2)
+            .saturating_mul(self.training_bytes_per_example)
+            <= CHUNK_BYTES;
+        let second_lane = if two_lanes {
+            (self.parameter_bytes.saturating_mul(2))
+                .saturating_add(chunk.saturating_mul(self.training_bytes_per_example))
+        } else {
+            0
+        };
+        self.training_bytes(chunk).saturating_add(second_lane)
+    }
 }
 
 /// `bytes` for people: `1.5 GiB`, `320.0 MiB`, `12 KiB`.
@@ -107,6 +126,12 @@ mod tests {
         assert_eq!(e.training_bytes_per_example, 3 * 12 * 8);
         assert_eq!(e.inference_bytes_per_example, 2 * 4 * 8);
         assert_eq!(e.training_bytes(10), 3 * 23 * 8 + 10 * 3 * 12 * 8);
+        // a full batch: chunks of 1 000, a second lane with a replica (values and gradients)
+        let one_chunk = 3 * 23 * 8 + 1000 * 3 * 12 * 8;
+        assert_eq!(
+            e.full_batch_training_bytes(),
+            one_chunk + 2 * 23 * 8 + 1000 * 3 * 12 * 8
+        );
         assert_eq!(e.inference_chunk(), MAX_CHUNK);
         assert_eq!(human_bytes(1536), "1.5 KiB");
         assert_eq!(human_bytes(3 << 30), "3.0 GiB");

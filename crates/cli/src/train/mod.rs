@@ -234,10 +234,12 @@ pub fn run(args: TrainArgs) -> Result<(), String> {
     )?;
     let memory = MemoryEstimate::of(&net);
     let batch = settings.run.batch.unwrap_or(memory.training_chunk());
+    let training = match settings.run.batch {
+        Some(batch) => memory.training_bytes(batch),
+        None => memory.full_batch_training_bytes(),
+    };
     budget.check(
-        memory
-            .training_bytes(batch)
-            .max(memory.inference_bytes(memory.inference_chunk())),
+        training.max(memory.inference_bytes(memory.inference_chunk())),
         &format!(
             "training {} with batches of {batch}",
             settings.run.model.name()
