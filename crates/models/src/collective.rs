@@ -192,7 +192,7 @@ pub(crate) fn sharded_gradient<T: Scalar>(
         }
         model.backward_params(&out.grad)?;
         loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
-        hits += crate::evaluate::correct(&logits, &batch.labels);
+        hits += crate::evaluation::correct(&logits, &batch.labels);
         model.visit_params(&mut |_, p| mine.extend(p.grad().iter().map(|g| g.to_f64())));
         model.visit_buffers(&mut |_, b| mine.extend(b.value().iter().map(|v| v.to_f64())));
     }
@@ -290,7 +290,7 @@ pub fn evaluate_sharded<T: Scalar>(
     crate::train::check_source(model, data)?;
     let (rank, size) = (collective.rank(), collective.size());
     let mine: Vec<usize> = (rank..data.len()).step_by(size.max(1)).collect();
-    let (loss_sum, confusion) = crate::evaluate::evaluate_indices(model, data, loss, &mine)?;
+    let (loss_sum, confusion) = crate::evaluation::evaluate_indices(model, data, loss, &mine)?;
     let mut local = vec![loss_sum];
     local.extend(confusion.counts.iter().map(|&c| c as f64));
     let all = collective.all_gather(&local)?;

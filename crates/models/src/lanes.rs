@@ -18,8 +18,7 @@ use retroprop_data::{Batch, Source};
 use retroprop_layers::Layer;
 use retroprop_losses::{Loss, Reduction, Target};
 
-use crate::evaluate::correct;
-use crate::memory::CHUNK_BYTES;
+use crate::evaluation::correct;
 use crate::train::{FitConfig, load_and_forward, step_seed};
 use crate::{MemoryEstimate, ModelError, Sequential, guard};
 
@@ -43,19 +42,16 @@ impl<T: Scalar> Lanes<T> {
     /// Two lanes for `model`'s full-batch steps of `chunks` chunks of `chunk` examples, if they
     /// apply: at least two chunks; no layer keeping statistics of the batches it sees (buffers,
     /// other than those of a leading input normalisation, which never change); two chunks'
-    /// activations within [`CHUNK_BYTES`]; a model that rebuilds from its description (every
+    /// activations within `CHUNK_BYTES`; a model that rebuilds from its description (every
     /// layer kind registered). None of these depends on the thread count.
     pub(crate) fn for_model(model: &Sequential<T>, chunks: usize, chunk: usize) -> Option<Self> {
         let leading = usize::from(model.leading_normalization().is_some());
         let stateful = model.layers()[leading..]
             .iter()
             .any(|l| l.buffer_count() > 0);
-        // the rule `MemoryEstimate::full_batch_training_bytes` counts the second lane by
-        let two_chunks = MemoryEstimate::of(model)
-            .training_bytes_per_example
-            .saturating_mul(chunk)
-            .saturating_mul(2);
-        if chunks < 2 || stateful || two_chunks > CHUNK_BYTES {
+        // the rule by which `MemoryEstimate::full_batch_training_bytes` counts a second lane
+        let fits = MemoryEstimate::of(model).two_chunks_fit(chunk);
+        if chunks < 2 || stateful || !fits {
             return None;
         }
         let replica = Sequential::from_spec(&model.spec()).ok()?;

@@ -44,7 +44,7 @@ pub mod checkpoint;
 pub mod collective;
 mod early_stopping;
 mod error;
-mod evaluate;
+mod evaluation;
 mod guard;
 mod lanes;
 pub mod memory;
@@ -62,7 +62,7 @@ pub use early_stopping::{EarlyStopping, Verdict};
 pub use retroprop_core::nalgebra;
 
 pub use error::ModelError;
-pub use evaluate::{ConfusionMatrix, Evaluation, evaluate};
+pub use evaluation::{ConfusionMatrix, Evaluation, evaluate};
 pub use memory::MemoryEstimate;
 pub use resnet::{ResNetOptions, resnet_classifier};
 /// The data a model trains on, from `retroprop-data` (below this crate).

@@ -75,17 +75,22 @@ impl MemoryEstimate {
         (CHUNK_BYTES / self.training_bytes_per_example.max(1)).clamp(1, MAX_CHUNK)
     }
 
+    /// Whether two chunks of `chunk` examples fit in [`CHUNK_BYTES`] of training activations:
+    /// the condition for a full batch's two lanes.
+    pub(crate) fn two_chunks_fit(&self, chunk: usize) -> bool {
+        chunk
+            .saturating_mul(2)
+            .saturating_mul(self.training_bytes_per_example)
+            <= CHUNK_BYTES
+    }
+
     /// Full-batch training: [`training_bytes`](Self::training_bytes) of one chunk, plus what
     /// the second lane of a step holds (`fit` sums the chunks in two lanes, one per core, when
     /// two chunks' activations fit in [`CHUNK_BYTES`]): a replica's parameters and gradients,
     /// and a second chunk's activations.
     pub fn full_batch_training_bytes(&self) -> usize {
         let chunk = self.training_chunk();
-        let two_lanes = chunk
-            .saturating_mul(2)
-            .saturating_mul(self.training_bytes_per_example)
-            <= CHUNK_BYTES;
-        let second_lane = if two_lanes {
+        let second_lane = if self.two_chunks_fit(chunk) {
             (self.parameter_bytes.saturating_mul(2))
                 .saturating_add(chunk.saturating_mul(self.training_bytes_per_example))
         } else {

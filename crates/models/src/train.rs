@@ -13,7 +13,7 @@ use serde::Serialize;
 use retroprop_data::{Augmentation, Batch, EpochOrder, Source};
 
 use crate::collective::{CHUNK, DataParallel, check_replicas, sharded_gradient};
-use crate::evaluate::correct;
+use crate::evaluation::correct;
 use crate::lanes::{self, Lanes};
 use crate::{MemoryEstimate, ModelError, Sequential, guard};
 
