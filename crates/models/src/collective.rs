@@ -29,7 +29,7 @@ use std::sync::Arc;
 use retroprop_core::Scalar;
 use retroprop_data::{Batch, Source};
 use retroprop_layers::Layer;
-use retroprop_losses::{Loss, Reduction, Target};
+use retroprop_losses::{Loss, Target};
 
 use crate::{ModelError, Sequential};
 
@@ -184,12 +184,7 @@ pub(crate) fn sharded_gradient<T: Scalar>(
         model.zero_grad();
         let logits = model.forward(&batch.x)?;
         let mut out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
-        if loss.reduction() == Reduction::Mean {
-            let weight = T::lit(ids.len() as f64 / total as f64);
-            for g in out.grad.as_mut_slice() {
-                *g *= weight;
-            }
-        }
+        crate::lanes::weigh_chunk(loss, &mut out.grad, ids.len(), total);
         model.backward_params(&out.grad)?;
         loss_sum += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
         hits += crate::evaluation::correct(&logits, &batch.labels);

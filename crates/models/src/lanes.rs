@@ -13,6 +13,7 @@
 //! Each chunk is seeded by its index (dropout masks, augmentation), so what it computes does
 //! not depend on the lane either.
 
+use nalgebra::DMatrix;
 use retroprop_core::{Scalar, team};
 use retroprop_data::{Batch, Source};
 use retroprop_layers::Layer;
@@ -99,6 +100,22 @@ impl<T: Scalar> Lanes<T> {
     }
 }
 
+/// Scales a chunk's `dL/dy` by its share `examples / total` of the batch when `loss` takes the
+/// mean: the chunks' gradients then add up to the gradient of the batch's mean loss.
+pub(crate) fn weigh_chunk<T: Scalar>(
+    loss: &dyn Loss<T>,
+    grad: &mut DMatrix<T>,
+    examples: usize,
+    total: usize,
+) {
+    if loss.reduction() == Reduction::Mean {
+        let weight = T::lit(examples as f64 / total as f64);
+        for g in grad.as_mut_slice() {
+            *g *= weight;
+        }
+    }
+}
+
 /// Adds the gradient of `chunks` (chunk `offset + i` of the step for `chunks[i]`) into `model`'s,
 /// each chunk weighted by its share of the `n` examples for a mean loss.
 #[allow(clippy::too_many_arguments)]
@@ -119,12 +136,7 @@ pub(crate) fn run<T: Scalar>(
         model.reseed(step_seed(config.seed, epoch, chunk));
         let logits = load_and_forward(model, data, config, &mut batch, indices, epoch, chunk)?;
         let mut out = loss.evaluate(&logits, Target::Labels(&batch.labels))?;
-        if loss.reduction() == Reduction::Mean {
-            let weight = T::lit(indices.len() as f64 / n as f64);
-            for g in out.grad.as_mut_slice() {
-                *g *= weight;
-            }
-        }
+        weigh_chunk(loss, &mut out.grad, indices.len(), n);
         model.backward_params(&out.grad)?;
         sums.loss += out.per_example.iter().map(|l| l.to_f64()).sum::<f64>();
         sums.hits += correct(&logits, &batch.labels);
@@ -136,7 +148,6 @@ pub(crate) fn run<T: Scalar>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nalgebra::DMatrix;
     use retroprop_core::rng::Rng;
     use retroprop_data::InMemory;
     use retroprop_layers::{BatchNorm, BatchNormConfig, Dense, Dropout, Init, Shape, Softplus};

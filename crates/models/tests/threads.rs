@@ -93,7 +93,10 @@ fn the_mlp_trains_to_the_same_bits_on_1_2_and_3_threads() {
 }
 
 /// Full-batch descent over 2 200 examples: three chunks, summed in two lanes (one per core when
-/// there are two) whose results are added in a fixed order.
+/// there are two) whose results are added in a fixed order. In one process the helpers of
+/// `core::team` are started once, so this varies rayon's pool; `crates/cli/tests/threads.rs`
+/// varies the helpers too (`--threads 1` to `8`, separate processes, a full batch of two
+/// chunks), and the lanes' unit test checks them against the two halves computed apart.
 fn full_batch_on(threads: usize) -> Vec<u32> {
     let mut rng = Rng::new(12);
     let x = DMatrix::from_fn(784, 2200, |_, _| rng.uniform(0.0, 1.0) as f32);
